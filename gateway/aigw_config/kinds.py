@@ -186,7 +186,7 @@ class ModelRouteSpec(RuledSpec):
 
     CEL_RULES: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
-            "!(self.model in self.aliases)",
+            "!has(self.aliases) || !(self.model in self.aliases)",
             "aliases must not repeat spec.model",
             lambda s: s.model not in s.aliases,
         ),
