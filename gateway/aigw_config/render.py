@@ -71,8 +71,15 @@ class RenderResult:
 
 
 class _Renderer:
-    def __init__(self, resources: Iterable[Resource], gateway: Resource | None, namespace: str) -> None:
+    def __init__(
+        self,
+        resources: Iterable[Resource],
+        gateway: Resource | None,
+        namespace: str,
+        previous: tuple[GatewayConfig, GatewayCredentials] | None,
+    ) -> None:
         self.namespace = namespace
+        self.previous = previous
         self.gateway = gateway
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         self.secrets: dict[str, dict[str, str]] = {}
@@ -104,6 +111,16 @@ class _Renderer:
         except ConfigError as exc:
             self._verdict(res, False, REASON_INVALID, "; ".join(exc.problems))
             return None
+
+    def _keep_previous(self, res: Resource) -> None:
+        """An invalid edit: say that the last valid version keeps serving."""
+        old = self.verdicts[(res.kind, res.name)]
+        self._verdict(res, True, REASON_INVALID, old.message + "; the last valid version keeps serving")
+
+    def _previous_of(self, attr: str, name: str):
+        if self.previous is None:
+            return None
+        return next((item for item in getattr(self.previous[0], attr) if item.name == name), None)
 
     def _secret_value(self, ref: SecretKeyRef) -> tuple[str | None, str]:
         data = self.secrets.get(ref.name)
@@ -156,6 +173,9 @@ class _Renderer:
             if spec is not None:
                 out[res.name] = spec
                 self._verdict(res, True, REASON_ACCEPTED, "policy is valid")
+            elif self.previous is not None and res.name in self.previous[0].guardrails:
+                out[res.name] = self.previous[0].guardrails[res.name]
+                self._keep_previous(res)
         return out
 
     def _providers(self) -> tuple[dict[str, ProviderConfig], dict[str, str]]:
@@ -164,6 +184,12 @@ class _Renderer:
         for res in self.by_kind.get("ProviderCredential", []):
             spec: ProviderCredentialSpec | None = self._parse(res)
             if spec is None:
+                prev = self._previous_of("providers", res.name)
+                if prev is not None and (not prev.has_api_key or res.name in self.previous[1].provider_keys):
+                    providers[res.name] = prev
+                    if prev.has_api_key:
+                        keys[res.name] = self.previous[1].provider_keys[res.name]
+                    self._keep_previous(res)
                 continue
             if spec.api_key_secret_ref is not None:
                 value, problem = self._secret_value(spec.api_key_secret_ref)
@@ -194,7 +220,17 @@ class _Renderer:
         out: list[RouteConfig] = []
         for res in self.by_kind.get("ModelRoute", []):
             spec: ModelRouteSpec | None = self._parse(res)
-            if spec is None or not self._guardrail_ok(res, spec.guardrail_policy_ref, guardrails):
+            if spec is None:
+                prev = self._previous_of("routes", res.name)
+                names = [prev.model, *prev.aliases] if prev else []
+                if prev is not None and not any(n in claimed for n in names):
+                    targets = tuple(t for t in prev.targets if t.credential in providers)
+                    if targets and (prev.guardrail_policy is None or prev.guardrail_policy in guardrails):
+                        out.append(prev.model_copy(update={"targets": targets}))
+                        claimed.update({n: res.name for n in names})
+                        self._keep_previous(res)
+                continue
+            if not self._guardrail_ok(res, spec.guardrail_policy_ref, guardrails):
                 continue
             names = [spec.model, *spec.aliases]
             taken = [f"{n!r} (by ModelRoute {claimed[n]!r})" for n in names if n in claimed]
@@ -247,7 +283,18 @@ class _Renderer:
         hashes: dict[str, tuple[str, ...]] = {}
         for res in self.by_kind.get("TenantQuota", []):
             spec: TenantQuotaSpec | None = self._parse(res)
-            if spec is None or not self._guardrail_ok(res, spec.guardrail_policy_ref, guardrails):
+            if spec is None:
+                prev = self._previous_of("tenants", res.name)
+                prev_hashes = self.previous[1].tenant_key_hashes.get(res.name, ()) if self.previous else ()
+                if prev is not None and prev_hashes and not any(h in owner_of_hash for h in prev_hashes) and (
+                    prev.guardrail_policy is None or prev.guardrail_policy in guardrails
+                ):
+                    tenants.append(prev)
+                    hashes[res.name] = prev_hashes
+                    owner_of_hash.update({h: res.name for h in prev_hashes})
+                    self._keep_previous(res)
+                continue
+            if not self._guardrail_ok(res, spec.guardrail_policy_ref, guardrails):
                 continue
             found: list[str] = []
             missing: list[str] = []
@@ -283,13 +330,22 @@ class _Renderer:
         return tenants, hashes
 
 
-def render(resources: Iterable[Resource], *, gateway: Resource | None = None, namespace: str = "default") -> RenderResult:
+def render(
+    resources: Iterable[Resource],
+    *,
+    gateway: Resource | None = None,
+    namespace: str = "default",
+    previous: tuple[GatewayConfig, GatewayCredentials] | None = None,
+) -> RenderResult:
     """Translate the objects of one namespace into the config a gateway serves.
 
     `gateway` is the AIGateway whose selector and settings apply; None renders every object
     with default settings (as `aigw serve -f` does without an AIGateway document).
+    `previous` is the last rendered pair: an object whose new spec is invalid keeps its last
+    valid version there (condition Accepted=False, reason Invalid), so a bad edit never takes
+    a working route, tenant or credential out of service. Deleted objects are simply gone.
     """
-    result = _Renderer(resources, gateway, namespace).run()
+    result = _Renderer(resources, gateway, namespace, previous).run()
     if gateway is not None and (gateway.kind, gateway.name) not in result.verdicts:
         result.verdicts[(gateway.kind, gateway.name)] = Verdict(
             gateway.kind, gateway.name, gateway.generation, True, REASON_ACCEPTED,

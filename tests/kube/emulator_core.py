@@ -68,12 +68,15 @@ class ResourceType:
     singular: str
     kind: str
     namespaced: bool
-    status_subresource: bool = False
+    status_versions: set[str] = dataclasses.field(default_factory=set)  # with a /status
     short_names: list[str] = dataclasses.field(default_factory=list)
     categories: list[str] = dataclasses.field(default_factory=list)
     schemas: dict[str, JSON] = dataclasses.field(default_factory=dict)  # version -> openAPIV3Schema
     custom: bool = False                 # defined by a CRD
     crd_name: str | None = None
+
+    def has_status(self, version: str) -> bool:
+        return version in self.status_versions
 
     @property
     def key(self) -> tuple[str, str]:
@@ -125,7 +128,8 @@ def _builtin(group: str, version: str, plural: str, kind: str, namespaced: bool 
              short: tuple[str, ...] = (), status: bool = False, singular: str = "") -> ResourceType:
     return ResourceType(group=group, versions=[version], plural=plural, kind=kind,
                         singular=singular or kind.lower(), namespaced=namespaced,
-                        status_subresource=status, short_names=list(short))
+                        status_versions={version} if status else set(),
+                        short_names=list(short))
 
 
 def builtin_types() -> list[ResourceType]:

@@ -1,0 +1,82 @@
+"""Assemble the gateway app: routers, middleware, and the lifespan that runs the config source."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .api import health, openai
+from .config_source import DirSource, FileSource
+from .errors import GatewayError, MethodNotAllowed, NotFound
+from .middleware.request_context import RequestContextMiddleware
+from .settings import Settings
+from .state import GatewayState
+from .upstream import create_client
+
+log = logging.getLogger("aigw")
+
+
+def _make_source(state: GatewayState):
+    settings = state.settings
+    if settings.files:
+        return FileSource(list(settings.files), state.holder, settings.namespace, settings.poll_interval)
+    if settings.config_dir:
+        return DirSource(settings.config_dir, state.holder, max(settings.poll_interval, 0.5))
+    if settings.kube:
+        from .kube_source import KubeSource
+
+        return KubeSource(settings.kube, state.holder)
+    raise ValueError("no config source: give files, a config directory or a ConfigMap/Secret")
+
+
+async def _follow_redis(state: GatewayState) -> None:
+    """Use --redis-url, or else the URL the loaded config carries; re-check on config swaps."""
+    while True:
+        runtime = state.holder.current
+        await state.redis.use(state.settings.redis_url or (runtime.redis_url if runtime else None))
+        await asyncio.sleep(1.0)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state = GatewayState(settings=settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.client = create_client()
+        source = _make_source(state)
+        if not settings.redis_url:
+            log.warning("no --redis-url/AIGW_REDIS_URL: limits are kept in memory, for this single process only")
+        tasks = [asyncio.create_task(source.run(), name="config-source"), asyncio.create_task(_follow_redis(state))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await state.client.aclose()
+            await state.redis.close()
+
+    app = FastAPI(title="aigw gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = state
+    app.include_router(health.router)
+    app.include_router(openai.router)
+
+    async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+        err: GatewayError
+        if exc.status_code == 405:
+            err = MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
+        else:
+            err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+        err.status_code = exc.status_code
+        raise err
+
+    app.add_exception_handler(StarletteHTTPException, http_exception)
+    app.add_middleware(RequestContextMiddleware)
+    return app

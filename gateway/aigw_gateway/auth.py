@@ -1,0 +1,33 @@
+"""Tenant authentication: the API key from whichever header the SDK sends, compared as a hash."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+
+from aigw_config.config import TenantConfig
+
+from .errors import AuthenticationFailed
+from .runtime import ANONYMOUS, Runtime
+
+
+def api_key_from(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return headers.get("x-api-key") or headers.get("x-goog-api-key") or None
+
+
+def authenticate(runtime: Runtime, headers: Headers) -> TenantConfig:
+    key = api_key_from(headers)
+    if key is None:
+        if runtime.config.settings.allow_anonymous:
+            return ANONYMOUS
+        raise AuthenticationFailed(
+            "missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key' or 'x-goog-api-key'"
+        )
+    tenant = runtime.tenant_for_key(key)
+    if tenant is None:
+        raise AuthenticationFailed("invalid API key")
+    return tenant

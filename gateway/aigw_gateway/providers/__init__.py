@@ -1,0 +1,20 @@
+"""Provider adapters, one module per provider API family."""
+
+from __future__ import annotations
+
+from .base import ProviderAdapter, UpstreamRequest
+from .openai import OpenAIAdapter
+
+_OPENAI = OpenAIAdapter()
+
+ADAPTERS: dict[str, ProviderAdapter] = {
+    "openai": _OPENAI,
+    "openai-compatible": _OPENAI,
+}
+
+
+def adapter_for(provider: str) -> ProviderAdapter | None:
+    return ADAPTERS.get(provider)
+
+
+__all__ = ["ADAPTERS", "ProviderAdapter", "UpstreamRequest", "adapter_for"]

@@ -1,0 +1,41 @@
+"""The one typed settings object of a gateway process (built by the CLI, or by tests)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class KubeTarget:
+    namespace: str
+    configmap: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    files: tuple[str, ...] = ()
+    config_dir: str | None = None
+    kube: KubeTarget | None = None
+    namespace: str = "default"
+    redis_url: str | None = None
+    poll_interval: float = 0.25
+    graceful_timeout: float = 30.0
+    log_level: str = "info"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def source_description(self) -> str:
+        if self.files:
+            return "files " + ", ".join(self.files)
+        if self.config_dir:
+            return f"directory {self.config_dir}"
+        if self.kube:
+            return f"ConfigMap {self.kube.namespace}/{self.kube.configmap} and Secret {self.kube.secret}"
+        return "nothing"
+
+
+def redis_url_from_env() -> str | None:
+    return os.environ.get("AIGW_REDIS_URL") or None

@@ -1,0 +1,26 @@
+"""Process-wide state shared by the routers: one object on `app.state.gateway`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from .errors import NotReady
+from .redis_link import RedisLink
+from .runtime import Runtime, RuntimeHolder
+from .settings import Settings
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    holder: RuntimeHolder = field(default_factory=RuntimeHolder)
+    client: httpx.AsyncClient | None = None
+    redis: RedisLink = field(default_factory=RedisLink)
+
+    def runtime(self) -> Runtime:
+        runtime = self.holder.current
+        if runtime is None:
+            raise NotReady("the gateway has no valid config loaded yet")
+        return runtime
