@@ -1,0 +1,97 @@
+"""Config from the rendered ConfigMap and Secret, watched through the Kubernetes API.
+
+Mounted volumes update a minute or more after a change; a watch sees it at once. The two
+objects are separate, so the pair is only offered when the Secret's content matches the hash
+the config names: a gateway never serves a config with the previous generation's credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass
+
+from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, load_config, load_credentials
+
+from .kubeapi import KubeAPI, KubeError, load_connection, resource_path
+from .runtime import RuntimeHolder
+from .settings import KubeTarget
+
+log = logging.getLogger("aigw.config")
+
+
+@dataclass
+class _Watched:
+    plural: str
+    name: str
+    data: dict[str, str] | None = None
+    resource_version: str = ""
+
+
+class KubeSource:
+    def __init__(self, target: KubeTarget, holder: RuntimeHolder, api: KubeAPI | None = None) -> None:
+        self.target = target
+        self.holder = holder
+        self.api = api
+        self.configmap = _Watched("configmaps", target.configmap)
+        self.secret = _Watched("secrets", target.secret)
+
+    async def run(self) -> None:
+        if self.api is None:
+            self.api = KubeAPI(load_connection())
+        try:
+            await asyncio.gather(self._follow(self.configmap), self._follow(self.secret))
+        finally:
+            await self.api.close()
+
+    async def _follow(self, watched: _Watched) -> None:
+        path = resource_path("v1", watched.plural, self.target.namespace)
+        selector = f"metadata.name={watched.name}"
+        backoff = 0.5
+        while True:
+            try:
+                listing = await self.api.list(path, fieldSelector=selector)
+                items = listing.get("items") or []
+                self._update(watched, items[0] if items else None)
+                rv = listing["metadata"]["resourceVersion"]
+                async for kind, obj in self.api.watch(path, rv, fieldSelector=selector):
+                    if kind == "BOOKMARK":
+                        continue
+                    self._update(watched, None if kind == "DELETED" else obj)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except (KubeError, OSError, ValueError, Exception) as exc:  # keep serving; retry with backoff
+                if not (isinstance(exc, KubeError) and exc.status == 410):
+                    log.warning("watch of %s %s failed (%s); retrying in %.1fs", watched.plural, watched.name, exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+
+    def _update(self, watched: _Watched, obj: dict | None) -> None:
+        if obj is None:
+            if watched.data is not None:
+                log.warning("%s %s/%s is gone; still serving the last config", watched.plural, self.target.namespace, watched.name)
+            watched.data = None
+            return
+        data = dict(obj.get("data") or {})
+        if watched.plural == "secrets":
+            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+        watched.data = data
+        self._try_offer()
+
+    def _try_offer(self) -> None:
+        cm, sec = self.configmap.data, self.secret.data
+        if cm is None or sec is None or CONFIG_KEY not in cm or CREDENTIALS_KEY not in sec:
+            return
+        source = f"ConfigMap {self.target.namespace}/{self.target.configmap}"
+        try:
+            config = load_config(cm[CONFIG_KEY])
+            credentials = load_credentials(sec[CREDENTIALS_KEY])
+        except ValueError as exc:
+            self.holder.reject(f"{type(exc).__name__}: {exc}", source)
+            return
+        if config.credentials_hash != credentials.content_hash():
+            log.info("config generation %d waits for its matching Secret", config.generation)
+            return
+        self.holder.offer(config, credentials, source)

@@ -1,0 +1,1 @@
+"""kopf handlers: tiny, one module per concern; they validate and request renders."""

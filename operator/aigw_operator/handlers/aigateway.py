@@ -1,0 +1,30 @@
+"""Handlers of AIGateway: render its config on any change; its owned objects go with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from aigw_config.base import GROUP, VERSION
+from aigw_config.resources import ConfigError, Resource
+
+
+@kopf.on.resume(GROUP, VERSION, "aigateways")
+@kopf.on.create(GROUP, VERSION, "aigateways")
+@kopf.on.update(GROUP, VERSION, "aigateways")
+async def gateway_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.gateway_namespaces.add(namespace)
+    memo.reconciler.request(namespace)
+    try:
+        Resource.from_object(dict(body), namespace).parse_spec()
+    except ConfigError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+
+
+@kopf.on.event(GROUP, VERSION, "aigateways")
+async def gateway_deleted(type: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    # The ConfigMap and Secret are garbage-collected through their owner reference; the
+    # objects it selected need their status to say they are no longer served.
+    if type == "DELETED":
+        memo.reconciler.request(namespace)

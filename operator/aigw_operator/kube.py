@@ -1,0 +1,59 @@
+"""The operator's one module that talks to the Kubernetes API (reads and writes)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aigw_config.base import API_VERSION
+from aigw_config.registry import KINDS
+from aigw_gateway.kubeapi import KubeAPI, KubeError, resource_path
+
+log = logging.getLogger("aigw.operator.kube")
+
+
+class Kube:
+    def __init__(self, api: KubeAPI) -> None:
+        self.api = api
+
+    async def list_kind(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        info = KINDS[kind]
+        listing = await self.api.list(resource_path(API_VERSION, info.plural, namespace))
+        items = listing.get("items") or []
+        for item in items:  # list items carry no kind/apiVersion
+            item.setdefault("apiVersion", API_VERSION)
+            item.setdefault("kind", kind)
+        return items
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = await self.api.get(resource_path("v1", "secrets", namespace, name))
+        if obj is not None:
+            obj.setdefault("apiVersion", "v1")
+            obj.setdefault("kind", "Secret")
+        return obj
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.api.get(resource_path("v1", "configmaps", namespace, name))
+
+    async def upsert(self, plural: str, obj: dict[str, Any], current: dict[str, Any] | None) -> None:
+        """Create, or replace guarded by the resourceVersion we read (409 on a concurrent writer)."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if current is None:
+            try:
+                await self.api.create(resource_path("v1", plural, ns), obj)
+                return
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                current = await self.api.get(resource_path("v1", plural, ns, name))
+                if current is None:
+                    raise
+        body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+        await self.api.replace(resource_path("v1", plural, ns, name), body)
+
+    async def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        try:
+            await self.api.merge_patch(resource_path(API_VERSION, KINDS[kind].plural, namespace, name, "status"), patch)
+        except KubeError as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report on
+                raise
