@@ -108,7 +108,7 @@ async def _stream(
             if not 200 <= resp.status_code < 300:
                 body = await resp.aread()
                 raise adapter.error_for(resp.status_code, body, dict(resp.headers), label)
-            chunks = resp.aiter_raw()
+            chunks = resp.aiter_bytes()
             first = await anext(chunks, b"")
             if not first:
                 raise UpstreamBadResponse(f"upstream {label} closed the stream without sending anything")

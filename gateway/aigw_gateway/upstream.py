@@ -8,6 +8,7 @@ config generation: a swap does not drop pooled connections or requests in flight
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -25,7 +26,18 @@ def create_client() -> httpx.AsyncClient:
 
 
 def map_transport_error(exc: Exception, target: str) -> GatewayError:
-    """Map an httpx failure once; messages name the target, never its URL's credentials or keys."""
+    """Map an httpx failure once; messages name the target, never its URL's credentials or keys.
+
+    httpx-aiohttp maps every aiohttp.ClientConnectionError (a server that drops the connection
+    included) to httpx.ConnectTimeout, so the aiohttp cause is looked at first.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return UpstreamConnectError(f"upstream {target} is unreachable")
+    if isinstance(cause, (aiohttp.ServerTimeoutError, aiohttp.SocketTimeoutError)):
+        return UpstreamTimeout(f"upstream {target} timed out")
+    if isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
+        return UpstreamError(f"upstream {target} closed the connection")
     if isinstance(exc, httpx.TimeoutException) or isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"upstream {target} timed out")
     if isinstance(exc, httpx.ConnectError):

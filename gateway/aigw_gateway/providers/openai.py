@@ -22,7 +22,8 @@ from ..errors import (
 from .base import UpstreamRequest
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
-_SSE = {"content-type": "application/json", "accept": "text/event-stream"}
+# identity: a stream is relayed as it arrives, never through a decompressor's buffer.
+_SSE = {"content-type": "application/json", "accept": "text/event-stream", "accept-encoding": "identity"}
 
 
 def _upstream_message(body: bytes) -> str | None:

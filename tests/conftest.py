@@ -1,0 +1,3 @@
+"""Root fixtures: real servers (fake providers, Redis, the API-server emulator) for every tier."""
+
+pytest_plugins = ["tests.fakes.fixtures", "tests.kube.fixtures", "tests.gateway.harness"]
