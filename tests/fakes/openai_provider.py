@@ -959,3 +959,27 @@ class FakeOpenAI:
             tokens = max(1, sum(count_tokens(t) for t in texts))
         obj = {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return self._json(obj, status=eff.status if eff.status is not None else 200, headers=headers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fake as a standalone server (the quick start uses it): python -m tests.fakes.openai_provider."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(description="fake OpenAI-compatible provider on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
+    args = parser.parse_args(argv)
+    fake = FakeOpenAI(api_key=args.api_key, port=args.port).start()
+    print(f"fake OpenAI provider on {fake.base_url}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

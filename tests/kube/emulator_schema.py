@@ -56,6 +56,22 @@ def _name_error(rtype: ResourceType, name: str) -> str | None:
     return None if ok else f'Invalid value: "{name}": must be {what}'
 
 
+OBJECT_META_FIELDS = {
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields"}
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def prune_metadata(obj: JSON) -> list[str]:
+    """Drop fields ObjectMeta does not have (like the real server's typed decoding)."""
+    meta = obj["metadata"]
+    unknown = [key for key in meta if key not in OBJECT_META_FIELDS]
+    for key in unknown:
+        del meta[key]
+    return [f'unknown field "metadata.{key}"' for key in unknown]
+
+
 def validate_metadata(rtype: ResourceType, obj: JSON) -> None:
     """ObjectMeta checks shared by all kinds. Wrong JSON types -> 400, bad values -> 422."""
     meta = obj["metadata"]
@@ -77,6 +93,10 @@ def validate_metadata(rtype: ResourceType, obj: JSON) -> None:
                 causes.append((f"metadata.{field}", f'Invalid value: "{key}": {error}'))
             if field == "labels" and (error := label_value_error(value)):
                 causes.append((f"metadata.labels", f"Invalid value: {error}"))
+    annotations = meta.get("annotations") or {}
+    if sum(len(k) + len(v) for k, v in annotations.items()) > MAX_ANNOTATIONS_BYTES:
+        causes.append(("metadata.annotations",
+                       f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes"))
     finalizers = meta.get("finalizers")
     if finalizers is not None and (not isinstance(finalizers, list)
                                    or not all(isinstance(f, str) for f in finalizers)):

@@ -6,12 +6,8 @@ event snapshots can share them safely.
 """
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import collections
 import copy
-import dataclasses
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,18 +15,16 @@ from typing import Any
 
 from tests.kube.emulator_core import (
     ApiError, ResourceType, bad_request, builtin_types, now_rfc3339, version_priority)
+from tests.kube.emulator_kinds import (
+    CRD_CLEANUP_FINALIZER, CRDS, NAMESPACES, crd_resource_type, prepare_builtin)
 from tests.kube.emulator_patch import (
     PatchError, json_equal, json_patch, merge_patch, strip_strategic_directives)
 from tests.kube.emulator_schema import (
-    check_kind, invalid, prepare_custom_object, validate_metadata)
-from tests.kube.emulator_select import (
-    FieldRequirement, Requirement, fields_match, labels_match)
+    check_kind, invalid, prepare_custom_object, prune_metadata, validate_metadata)
+from tests.kube.emulator_watch import Event, Watcher
 
 JSON = dict[str, Any]
 Key = tuple[str, str]            # (namespace or "", name)
-CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
-NAMESPACES = ("", "namespaces")
-CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                  "deletionGracePeriodSeconds", "generation", "selfLink")
@@ -38,52 +32,6 @@ SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "deletionTimesta
 MERGE = "application/merge-patch+json"
 JSONPATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
-APPLY = "application/apply-patch+yaml"
-
-
-@dataclasses.dataclass
-class Event:
-    rv: int
-    type: str                      # ADDED / MODIFIED / DELETED
-    rkey: tuple[str, str]          # (group, plural)
-    obj: JSON
-    old: JSON | None               # the previous state for MODIFIED
-
-
-class Watcher:
-    """One open watch request; events arrive in its queue in resourceVersion order."""
-
-    CLOSE = object()
-
-    def __init__(self, rtype: ResourceType, version: str, namespace: str | None,
-                 labels: list[Requirement], fields: list[FieldRequirement]) -> None:
-        self.rtype, self.version, self.namespace = rtype, version, namespace
-        self.labels, self.fields = labels, fields
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    def matches(self, obj: JSON) -> bool:
-        meta = obj["metadata"]
-        if self.namespace is not None and meta.get("namespace") != self.namespace:
-            return False
-        return labels_match(self.labels, meta.get("labels") or {}) and \
-            fields_match(self.fields, obj)
-
-    def translate(self, event: Event) -> str | None:
-        """The event type this watcher sees (objects entering/leaving its selector)."""
-        now = self.matches(event.obj)
-        if event.type != "MODIFIED":
-            return event.type if now else None
-        before = self.matches(event.old) if event.old is not None else now
-        if before and now:
-            return "MODIFIED"
-        return "DELETED" if before else ("ADDED" if now else None)
-
-    def offer(self, event: Event) -> None:
-        if (etype := self.translate(event)) is not None:
-            self.queue.put_nowait((etype, event.obj))
-
-    def close(self) -> None:
-        self.queue.put_nowait(self.CLOSE)
 
 
 def _meta(obj: JSON) -> JSON:
@@ -141,7 +89,8 @@ class Store:
 
     @staticmethod
     def render(rtype: ResourceType, version: str, obj: JSON) -> JSON:
-        return {**obj, "apiVersion": rtype.api_version(version), "kind": rtype.kind}
+        rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+        return {"apiVersion": rtype.api_version(version), "kind": rtype.kind, **rest}
 
     def _key(self, rtype: ResourceType, namespace: str | None, name: str) -> Key:
         return ((namespace or "") if rtype.namespaced else "", name)
@@ -152,7 +101,7 @@ class Store:
             raise rtype.not_found(name)
         return obj
 
-    def list(self, rtype: ResourceType, match: Callable[[JSON], bool]) -> list[JSON]:
+    def list_objects(self, rtype: ResourceType, match: Callable[[JSON], bool]) -> list[JSON]:
         items = self.objects[rtype.key]
         return [items[k] for k in sorted(items) if match(items[k])]
 
@@ -198,7 +147,7 @@ class Store:
         """Register ``watcher``; return the events to send first, or None if ``since`` is
         too old (HTTP 410 Expired). ``since`` None/""/"0" means "current state first"."""
         if not since or since == "0":
-            initial = [("ADDED", o) for o in self.list(watcher.rtype, watcher.matches)]
+            initial = [("ADDED", o) for o in self.list_objects(watcher.rtype, watcher.matches)]
         else:
             try:
                 since_rv = int(since)
@@ -217,111 +166,10 @@ class Store:
     def close_watch(self, watcher: Watcher) -> None:
         self.watchers.discard(watcher)
 
-    # --- built-in specifics --------------------------------------------------------------
-
-    def _prepare_builtin(self, rtype: ResourceType, obj: JSON, old: JSON | None) -> None:
-        if rtype.key == ("", "secrets"):
-            data = obj.get("data") or {}
-            string_data = obj.pop("stringData", None) or {}
-            if not isinstance(data, dict) or not isinstance(string_data, dict):
-                raise bad_request("Secret data/stringData must be maps")
-            for key, value in string_data.items():
-                if not isinstance(value, str):
-                    raise bad_request(f"Secret stringData[{key}] must be a string")
-                data[key] = base64.b64encode(value.encode()).decode()
-            for key, value in data.items():
-                try:
-                    base64.b64decode(value, validate=True)
-                except (binascii.Error, TypeError, ValueError):
-                    raise bad_request(f"Secret data[{key}]: illegal base64 data") from None
-            if data:
-                obj["data"] = data
-            obj.setdefault("type", "Opaque")
-        elif rtype.key == ("", "configmaps"):
-            for field in ("data", "binaryData"):
-                mapping = obj.get(field)
-                if mapping is not None and (not isinstance(mapping, dict) or not all(
-                        isinstance(v, str) for v in mapping.values())):
-                    raise bad_request(f"ConfigMap {field} must be a map of strings")
-        elif rtype.key == NAMESPACES:
-            meta = _meta(obj)
-            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
-            if old is None:
-                obj["spec"] = {"finalizers": ["kubernetes"]}
-                obj["status"] = {"phase": "Active"}
-        elif rtype.key == CRDS:
-            self._prepare_crd(obj, old)
-
-    def _prepare_crd(self, obj: JSON, old: JSON | None) -> None:
-        name = _meta(obj).get("name", "")
-        crds = self.types[CRDS]
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            raise invalid(crds, name, "spec", "Required value")
-        names, group = spec.get("names") or {}, spec.get("group") or ""
-        versions = spec.get("versions") or []
-        causes = []
-        if not group or "." not in group:
-            causes.append(("spec.group", "Invalid value: should be a domain with at least one dot"))
-        if not names.get("plural") or not names.get("kind"):
-            causes.append(("spec.names", "Required value: plural and kind are required"))
-        elif name != f"{names['plural']}.{group}":
-            causes.append(("metadata.name", f'Invalid value: "{name}": must be spec.names.plural'
-                                            '+"."+spec.group'))
-        if spec.get("scope") not in ("Namespaced", "Cluster"):
-            causes.append(("spec.scope", 'Unsupported value: must be "Namespaced" or "Cluster"'))
-        if not versions or sum(1 for v in versions if v.get("storage")) != 1:
-            causes.append(("spec.versions", "Invalid value: must have exactly one version "
-                                            "marked as storage version"))
-        for i, version in enumerate(versions):
-            if not isinstance((version.get("schema") or {}).get("openAPIV3Schema"), dict):
-                causes.append((f"spec.versions[{i}].schema.openAPIV3Schema",
-                               "Required value: schemas are required"))
-        if (group, names.get("plural")) in self.types and not self.types[
-                (group, names.get("plural"))].custom:
-            causes.append(("spec.names.plural", "Invalid value: conflicts with a built-in"))
-        if old is not None and old["spec"].get("scope") != spec.get("scope"):
-            causes.append(("spec.scope", "Invalid value: field is immutable"))
-        if causes:
-            raise crds.invalid(name, causes)
-        if old is None:
-            finalizers = _meta(obj).setdefault("finalizers", [])
-            if CRD_CLEANUP_FINALIZER not in finalizers:
-                finalizers.append(CRD_CLEANUP_FINALIZER)
-        # The server-managed status, set at once (a real server sets it a moment later).
-        old_status = (old or {}).get("status") or {}
-        stored = list(old_status.get("storedVersions") or [])
-        storage = next(v["name"] for v in versions if v.get("storage"))
-        accepted = {"plural": names["plural"], "singular": names.get("singular") or
-                    names["kind"].lower(), "kind": names["kind"],
-                    "listKind": names.get("listKind") or names["kind"] + "List"}
-        for field in ("shortNames", "categories"):
-            if names.get(field):
-                accepted[field] = names[field]
-        conditions = old_status.get("conditions") or [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": now_rfc3339()},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted",
-             "lastTransitionTime": now_rfc3339()}]
-        obj["status"] = {"conditions": conditions, "acceptedNames": accepted,
-                         "storedVersions": stored + ([storage] if storage not in stored else [])}
+    # --- custom resource definitions ---------------------------------------------------
 
     def _register_crd(self, crd: JSON) -> None:
-        spec = crd["spec"]
-        names = spec["names"]
-        served = sorted((v for v in spec["versions"] if v.get("served")),
-                        key=lambda v: version_priority(v["name"]))
-        rtype = ResourceType(
-            group=spec["group"], versions=[v["name"] for v in served], plural=names["plural"],
-            singular=names.get("singular") or names["kind"].lower(), kind=names["kind"],
-            namespaced=spec["scope"] == "Namespaced",
-            status_versions={v["name"] for v in served
-                             if "status" in (v.get("subresources") or {})},
-            short_names=list(names.get("shortNames") or []),
-            categories=list(names.get("categories") or []),
-            schemas={v["name"]: v["schema"]["openAPIV3Schema"] for v in served},
-            custom=True, crd_name=_meta(crd)["name"])
+        rtype = crd_resource_type(crd)
         self._register(rtype)
         for watcher in list(self.watchers):  # keep open watches on the (updated) type
             if watcher.rtype.key == rtype.key:
@@ -331,7 +179,7 @@ class Store:
         key = (crd["spec"]["group"], crd["spec"]["names"]["plural"])
         if key in self.types and self.types[key].custom:
             del self.types[key]
-            for k, obj in self.objects.pop(key, {}).items():
+            for obj in self.objects.pop(key, {}).values():
                 self.uids.pop(_meta(obj)["uid"], None)
             for watcher in list(self.watchers):
                 if watcher.rtype.key == key:
@@ -343,8 +191,9 @@ class Store:
     # --- writing -------------------------------------------------------------------------
 
     def _validate(self, rtype: ResourceType, version: str, obj: JSON) -> list[str]:
+        warnings = prune_metadata(obj)
         validate_metadata(rtype, obj)
-        return prepare_custom_object(rtype, version, obj) if rtype.custom else []
+        return warnings + (prepare_custom_object(rtype, version, obj) if rtype.custom else [])
 
     def create(self, rtype: ResourceType, version: str, namespace: str | None, body: Any,
                dry_run: bool = False) -> tuple[JSON, list[str]]:
@@ -367,11 +216,15 @@ class Store:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + _generate_suffix()
+        if meta.get("resourceVersion"):
+            # The real server fails this deep in its storage layer, hence a 500.
+            raise ApiError(500, "InternalError",
+                           "resourceVersion should not be set on objects to be created")
         for field in SERVER_FIELDS:
             meta.pop(field, None)
         if rtype.status_versions:
             obj.pop("status", None)
-        self._prepare_builtin(rtype, obj, None)
+        prepare_builtin(self.types, rtype, obj, None)
         warnings = self._validate(rtype, version, obj)
         name = meta["name"]
         if self._key(rtype, namespace, name) in self.objects[rtype.key]:
@@ -427,7 +280,7 @@ class Store:
                     raise invalid(rtype, cur_meta["name"], "metadata.finalizers",
                                   "Forbidden: no new finalizers can be added if the object is "
                                   f"being deleted, found new finalizers {added}")
-            self._prepare_builtin(rtype, result, cur)
+            prepare_builtin(self.types, rtype, result, cur)
         _meta(result)["resourceVersion"] = cur_meta["resourceVersion"]
         return result, self._validate(rtype, version, result)
 
@@ -441,11 +294,22 @@ class Store:
             meta["generation"] = int(_meta(cur).get("generation") or 0) + 1
         if dry_run:
             return result
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not self._blocked(rtype, result):
             self._remove(rtype, cur)    # the response keeps the last resourceVersion
             return result
         self._store(rtype, result, "MODIFIED", cur)
+        if rtype.key == CRDS:
+            self._register_crd(result)
         return result
+
+    def _blocked(self, rtype: ResourceType, obj: JSON) -> bool:
+        """Whether a deleted object must stay: finalizers, or a namespace's content."""
+        meta = _meta(obj)
+        if meta.get("finalizers"):
+            return True
+        return rtype.key == NAMESPACES and any(
+            t.namespaced and _meta(o).get("namespace") == meta["name"]
+            for t, o in self._all_objects())
 
     def _check_names(self, rtype: ResourceType, cur: JSON, obj: JSON) -> None:
         meta = obj.get("metadata")
@@ -530,6 +394,10 @@ class Store:
 
     def _delete(self, rtype: ResourceType, cur: JSON, policy: str = "Background"
                 ) -> tuple[JSON, bool]:
+        found = self._by_uid(_meta(cur)["uid"])   # callers may hold a stale copy
+        if found is None:
+            return cur, True
+        cur = found[1]
         meta = _meta(cur)
         if meta.get("deletionTimestamp"):
             return cur, False
@@ -608,8 +476,12 @@ class Store:
         """Emulated controllers reacting to an object being gone for good."""
         uid = _meta(obj)["uid"]
         # Garbage collector, background propagation: dependents without other live owners go.
-        for dtype, dependent in self._dependents(uid):
-            refs = _meta(dependent)["ownerReferences"]
+        for _, stale in self._dependents(uid):
+            found = self._by_uid(_meta(stale)["uid"])
+            if found is None:
+                continue
+            dtype, dependent = found
+            refs = _meta(dependent).get("ownerReferences") or []
             alive = [r for r in refs if r.get("uid") in self.uids]
             if alive:
                 self._update_internal(_meta(dependent)["uid"],
@@ -635,10 +507,7 @@ class Store:
         ns = self.objects[NAMESPACES].get(("", namespace))
         if ns is None or not _meta(ns).get("deletionTimestamp"):
             return
-        if any(otype.namespaced and _meta(o).get("namespace") == namespace
-               for otype, o in self._all_objects()):
-            return
-        if not _meta(ns).get("finalizers"):
+        if not self._blocked(self.types[NAMESPACES], ns):
             self._remove(self.types[NAMESPACES], ns)
 
     def _maybe_finish_crd(self, crd: JSON) -> None:
