@@ -124,3 +124,61 @@ class UpstreamRejected(GatewayError):
 
 class InternalError(GatewayError):
     pass
+
+
+def upstream_status_error(status: int, detail: str | None, retry_after: str | None, target: str) -> GatewayError:
+    """The one mapping of a provider's non-2xx status, whatever its wire format.
+
+    - 429: rate limited (retryable, Retry-After relayed);
+    - 401/403: the provider refused *our* credential, so the client's key is fine: never a 401;
+    - 404: the upstream model or path is wrong in our config: a gateway-side 502;
+    - other 4xx: the client's request is at fault: relayed as 400 (413 stays 413), not retried;
+    - 5xx and anything else: upstream failure, retryable.
+    """
+    if status == 429:
+        return UpstreamRateLimited(
+            f"upstream {target} is rate limiting", headers={"retry-after": retry_after} if retry_after else None
+        )
+    if status in (401, 403):
+        return UpstreamError(f"upstream {target} refused the gateway's credentials (HTTP {status})")
+    if status == 404:
+        return UpstreamError(f"upstream {target} does not know the model or path (HTTP 404)")
+    if 400 <= status < 500:
+        err = UpstreamRejected(f"upstream {target} rejected the request: {detail or f'HTTP {status}'}")
+        err.status_code = 413 if status == 413 else 400
+        return err
+    return UpstreamError(f"upstream {target} failed with HTTP {status}" + (f": {detail[:300]}" if detail else ""))
+
+
+# --- rendering in the client's format ----------------------------------------------------------
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error",
+}
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+    502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+
+ERROR_FORMATS = ("openai", "anthropic", "gemini")
+
+
+def render_error(err: GatewayError, request_id: str, fmt: str = "openai") -> bytes:
+    """The error body in the wire format of the client's API (OpenAI, Anthropic or Gemini)."""
+    if fmt == "anthropic":
+        return orjson.dumps({
+            "type": "error",
+            "error": {"type": _ANTHROPIC_TYPES.get(err.status_code, "api_error"), "message": err.message},
+            "request_id": request_id,
+        })
+    if fmt == "gemini":
+        return orjson.dumps({"error": {
+            "code": err.status_code,
+            "message": err.message,
+            "status": _GOOGLE_STATUS.get(err.status_code, "UNKNOWN"),
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": (err.code or err.type).upper(),
+                         "domain": "aigw.dev", "metadata": {"request_id": request_id, "type": err.type}}],
+        }})
+    return err.openai_body(request_id)

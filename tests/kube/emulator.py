@@ -32,16 +32,29 @@ What is emulated (honestly, i.e. like a real server):
 * Custom resources: structural-schema defaulting, pruning of unknown fields (reported in a
   ``Warning`` header) and validation against ``openAPIV3Schema`` (422 Invalid naming the
   field). CEL rules (``x-kubernetes-validations``) are NOT evaluated.
-* ObjectMeta validation (names, label keys/values, annotation keys, ownerReferences); Secrets'
-  ``stringData`` is folded into base64 ``data``; ``dryRun=All``; optional bearer-token auth.
+* ObjectMeta validation (names, label keys/values, annotation keys, ownerReferences) and
+  pruning of unknown ObjectMeta fields; Secrets' ``stringData`` is folded into base64 ``data``;
+  ``dryRun=All``; optional bearer-token auth.
+
+Details that follow the real server and may surprise: creating an object with
+``metadata.resourceVersion`` set fails with 500 (uid/creationTimestamp are just overwritten);
+PUT of a custom resource needs ``metadata.resourceVersion`` (422 otherwise; built-ins allow
+unconditional PUT); marking an object for deletion bumps its ``generation``; the DELETED event of
+an object removed by dropping its last finalizer carries its last stored state (finalizer still
+listed) with a new resourceVersion, while the PATCH/PUT response shows the finalizers removed
+and the old resourceVersion; typed (built-in) lists omit the items' ``apiVersion``/``kind``.
+A successful DELETE returns the object (200 when removed, 202 when finalizers hold it).
 
 Deliberately NOT emulated: built-in kinds' own defaulting/validation/pruning (a Deployment is
 stored as sent), controllers other than GC/namespace/CRD cleanup (no pods for deployments, no
 endpoints, no status updates), admission webhooks, RBAC, server-side apply, CRD conversion
 webhooks (all versions share the stored data), ``limit``/``continue`` paging (everything is
 returned at once, as a real server may do), LIST/GET at a given resourceVersion, DELETE of a
-collection, ``/scale``, ``/log``, ``/exec``, TLS. GC happens synchronously within the request
-that removed the owner (a real server does it asynchronously, shortly after).
+collection, ``/scale``, ``/log``, ``/exec``, TLS, CRD ``selectableFields``. GC happens
+synchronously within the request that removed the owner (a real server does it asynchronously,
+shortly after), only reacts to owners being removed (a dependent whose owner never existed is
+kept), and Foreground deletion waits for all dependents (not only ``blockOwnerDeletion`` ones).
+``v1`` and ``events.k8s.io/v1`` Events are stored separately (a real server shares them).
 """
 from __future__ import annotations
 
@@ -249,7 +262,8 @@ class KubeEmulator:
             versions = self._store.group_versions().get(segs[1])
             if not versions:
                 raise not_found_path()
-            return _json_response({"apiVersion": "v1", **self._api_group(segs[1], versions)})
+            return _json_response({"kind": "APIGroup", "apiVersion": "v1",
+                                   **self._api_group(segs[1], versions)})
         if len(segs) >= 2 and segs[0] == "api" and segs[1] == "v1":
             group, version, rest = "", "v1", segs[2:]
         elif len(segs) >= 3 and segs[0] == "apis":
@@ -272,14 +286,14 @@ class KubeEmulator:
             raise not_found_path()
         if sub is not None and (sub != "status" or not rtype.has_status(version)):
             raise not_found_path()
-        if name is None:
-            return await self._collection(request, rtype, version, namespace, watch)
+        if name is None or (watch and sub is None):  # the legacy /watch/.../{name} too
+            return await self._collection(request, rtype, version, namespace, watch, name)
         return await self._item(request, rtype, version, namespace, name, sub)
 
     @staticmethod
     def _api_group(group: str, versions: list[str]) -> JSON:
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"kind": "APIGroup", "name": group, "versions": entries,
+        return {"name": group, "versions": entries,
                 "preferredVersion": entries[0]}
 
     def _resource_list(self, group: str, version: str) -> web.Response:
@@ -306,7 +320,8 @@ class KubeEmulator:
     # --- resources -------------------------------------------------------------------------
 
     async def _collection(self, request: web.Request, rtype: ResourceType, version: str,
-                          namespace: str | None, watch: bool) -> web.StreamResponse:
+                          namespace: str | None, watch: bool, name: str | None = None
+                          ) -> web.StreamResponse:
         query = request.query
         dry_run = bool(query.get("dryRun"))
         if request.method == "POST" and not watch:
@@ -317,6 +332,8 @@ class KubeEmulator:
             raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"), rtype)
+        if name is not None:
+            fields.append(("metadata.name", "=", name))
         watcher = Watcher(rtype, version, namespace, labels, fields)
         if watch or query.get("watch") in TRUE:
             return await self._watch(request, watcher)
@@ -365,7 +382,7 @@ class KubeEmulator:
     async def _watch(self, request: web.Request, watcher: Watcher) -> web.StreamResponse:
         query = request.query
         try:
-            timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
+            timeout = float(query.get("timeoutSeconds") or 0) or None  # 0: no timeout
         except ValueError:
             raise bad_request("timeoutSeconds must be a number") from None
         bookmarks = query.get("allowWatchBookmarks") in TRUE

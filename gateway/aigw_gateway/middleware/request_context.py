@@ -11,7 +11,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import GatewayError, InternalError
+from ..errors import GatewayError, InternalError, render_error
 
 log = logging.getLogger("aigw.request")
 
@@ -22,8 +22,17 @@ def request_id_of(scope: Scope) -> str:
     return scope.get("state", {}).get("request_id", "")
 
 
-async def send_error(send: Send, err: GatewayError, request_id: str) -> None:
-    body = err.openai_body(request_id)
+def error_format_for(path: str) -> str:
+    """Errors are rendered in the wire format of the API the client called."""
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+        return "gemini"
+    return "openai"
+
+
+async def send_error(send: Send, err: GatewayError, request_id: str, fmt: str = "openai") -> None:
+    body = render_error(err, request_id, fmt)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -67,8 +76,9 @@ class RequestContextMiddleware:
             if started:
                 log.warning("request %s failed after the response started: %s", request_id, err.message)
                 return
-            await send_error(send, err, request_id)
+            await send_error(send, err, request_id, error_format_for(scope["path"]))
         except Exception:
             log.exception("request %s failed with an unexpected error", request_id)
             if not started:
-                await send_error(send, InternalError("internal error; see the gateway log for this request id"), request_id)
+                err = InternalError("internal error; see the gateway log for this request id")
+                await send_error(send, err, request_id, error_format_for(scope["path"]))

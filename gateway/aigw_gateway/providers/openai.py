@@ -12,13 +12,7 @@ import orjson
 
 from aigw_config.config import ProviderConfig
 
-from ..errors import (
-    GatewayError,
-    UpstreamBadResponse,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamRejected,
-)
+from ..errors import GatewayError, UpstreamBadResponse, upstream_status_error
 from .base import UpstreamRequest
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
@@ -61,19 +55,4 @@ class OpenAIAdapter:
         return body
 
     def error_for(self, status: int, body: bytes, headers: dict[str, str], target: str) -> GatewayError:
-        detail = _upstream_message(body)
-        if status == 429:
-            retry_after = headers.get("retry-after")
-            return UpstreamRateLimited(
-                f"upstream {target} is rate limiting", headers={"retry-after": retry_after} if retry_after else None
-            )
-        if status in (401, 403):
-            # The provider refused *our* credential: the client's key is fine, so never a 401 to it.
-            return UpstreamError(f"upstream {target} refused the gateway's credentials (HTTP {status})")
-        if status == 404:
-            return UpstreamError(f"upstream {target} does not know the model or path (HTTP 404)")
-        if 400 <= status < 500:
-            err = UpstreamRejected(f"upstream {target} rejected the request: {detail or f'HTTP {status}'}")
-            err.status_code = 400 if status != 413 else 413
-            return err
-        return UpstreamError(f"upstream {target} failed with HTTP {status}" + (f": {detail}" if detail else ""))
+        return upstream_status_error(status, _upstream_message(body), headers.get("retry-after"), target)
