@@ -361,6 +361,18 @@ class GatewayBehaviour(SpecModel):
     allow_anonymous: bool = Field(
         default=False, description="Serve requests without an API key (as tenant 'anonymous'); off by default."
     )
+    redis_fail_mode: Literal["open", "closed"] = Field(
+        default="open",
+        description="When Redis is unreachable: open serves without limits (counted in a metric and logged), "
+        "closed refuses with 503.",
+    )
+    max_tokens_estimate: int = Field(
+        default=1024,
+        ge=1,
+        le=1_000_000,
+        description="Completion tokens reserved against tokensPerMinute for a request that sets no max_tokens; "
+        "the reservation is settled to the real usage afterwards.",
+    )
 
 
 class AIGatewaySpec(SpecModel):
