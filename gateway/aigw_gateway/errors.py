@@ -126,6 +126,51 @@ class InternalError(GatewayError):
     pass
 
 
+class RateLimitExceeded(GatewayError):
+    """A tenant limit (requests or tokens per minute) is reached. `kind` is "requests" or "tokens"."""
+
+    status_code = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, retry_after: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers={"retry-after": str(max(1, int(retry_after + 0.999))), **(headers or {})})
+        self.type = kind
+        self.retry_after = retry_after
+
+
+class BudgetExceeded(GatewayError):
+    """The tenant's budget for the period is spent and `onExceeded: block`."""
+
+    status_code = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class LimitsUnavailable(GatewayError):
+    """Redis is unreachable and the gateway's redisFailMode is closed."""
+
+    status_code = 503
+    type = "server_error"
+    code = "limits_unavailable"
+
+
+class GuardrailBlocked(GatewayError):
+    """A guardrail (PII with action block, prompt injection, secrets) refused the request or answer."""
+
+    status_code = 400
+    type = "invalid_request_error"
+    code = "guardrail_blocked"
+
+
+class GuardrailUnavailable(GatewayError):
+    """A guardrail failed to run and its policy's failMode is closed."""
+
+    status_code = 503
+    type = "server_error"
+    code = "guardrail_unavailable"
+
+
 def upstream_status_error(status: int, detail: str | None, retry_after: str | None, target: str) -> GatewayError:
     """The one mapping of a provider's non-2xx status, whatever its wire format.
 
