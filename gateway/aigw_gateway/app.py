@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.client = create_client()
+        state.start(create_client())
         source = _make_source(state)
         if not settings.redis_url:
             log.warning("no --redis-url/AIGW_REDIS_URL: limits are kept in memory, for this single process only")

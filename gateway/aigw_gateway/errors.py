@@ -14,7 +14,8 @@ class GatewayError(Exception):
     status_code = 500
     type = "server_error"
     code: str | None = "internal_error"
-    retryable = False
+    retryable = False  # another try (same target or a fallback) may succeed
+    retry_same_target = True  # ...including on the same target (False: only a fallback can help)
 
     def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -177,6 +178,7 @@ def upstream_status_error(status: int, detail: str | None, retry_after: str | No
     - 429: rate limited (retryable, Retry-After relayed);
     - 401/403: the provider refused *our* credential, so the client's key is fine: never a 401;
     - 404: the upstream model or path is wrong in our config: a gateway-side 502;
+      (both fall back to the next target, but are not retried on the same one)
     - other 4xx: the client's request is at fault: relayed as 400 (413 stays 413), not retried;
     - 5xx and anything else: upstream failure, retryable.
     """
@@ -184,10 +186,11 @@ def upstream_status_error(status: int, detail: str | None, retry_after: str | No
         return UpstreamRateLimited(
             f"upstream {target} is rate limiting", headers={"retry-after": retry_after} if retry_after else None
         )
-    if status in (401, 403):
-        return UpstreamError(f"upstream {target} refused the gateway's credentials (HTTP {status})")
-    if status == 404:
-        return UpstreamError(f"upstream {target} does not know the model or path (HTTP 404)")
+    if status in (401, 403, 404):
+        what = "refused the gateway's credentials" if status != 404 else "does not know the model or path"
+        err = UpstreamError(f"upstream {target} {what} (HTTP {status})")
+        err.retry_same_target = False  # a configuration problem of this target: fall back, don't retry
+        return err
     if 400 <= status < 500:
         err = UpstreamRejected(f"upstream {target} rejected the request: {detail or f'HTTP {status}'}")
         err.status_code = 413 if status == 413 else 400

@@ -8,6 +8,8 @@ import httpx
 
 from .errors import NotReady
 from .redis_link import RedisLink
+from .routing.executor import Executor
+from .routing.health import HealthRegistry
 from .runtime import Runtime, RuntimeHolder
 from .settings import Settings
 
@@ -18,6 +20,12 @@ class GatewayState:
     holder: RuntimeHolder = field(default_factory=RuntimeHolder)
     client: httpx.AsyncClient | None = None
     redis: RedisLink = field(default_factory=RedisLink)
+    health: HealthRegistry = field(default_factory=HealthRegistry)
+    executor: Executor | None = None
+
+    def start(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.executor = Executor(client, self.health)
 
     def runtime(self) -> Runtime:
         runtime = self.holder.current

@@ -131,24 +131,33 @@ def test_request_id_is_accepted_and_returned(gateway):
 
 
 @pytest.mark.parametrize(
-    "behaviour, status, code",
+    "behaviour, status, code, tries",
     [
-        (Behaviour(status=500), 502, "upstream_error"),
-        (Behaviour(garbage=True), 502, "upstream_bad_response"),
-        (Behaviour(status=401), 502, "upstream_error"),
-        (Behaviour(status=429, headers={"retry-after": "3"}), 429, "upstream_rate_limited"),
-        (Behaviour(status=400, error_message="bad temperature"), 400, "upstream_rejected"),
-        (Behaviour(disconnect=True), 502, "upstream_error"),
+        (Behaviour(status=500), 502, "upstream_error", 3),  # retried: 1 + retry.attempts (2)
+        (Behaviour(garbage=True), 502, "upstream_bad_response", 3),
+        (Behaviour(status=401), 502, "upstream_error", 1),  # our key is wrong: only a fallback could help
+        (Behaviour(status=429, headers={"retry-after": "3"}), 429, "upstream_rate_limited", 1),  # 3 s > maxBackoffMs
+        (Behaviour(status=400, error_message="bad temperature"), 400, "upstream_rejected", 1),  # never retried
+        (Behaviour(disconnect=True), 502, "upstream_error", 3),
     ],
 )
-def test_upstream_failures_are_mapped(gateway, fake_openai, behaviour, status, code):
-    fake_openai.script(behaviour)
+def test_upstream_failures_are_mapped(gateway, fake_openai, behaviour, status, code, tries):
+    fake_openai.set_default(behaviour)
     r = httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": f"Bearer {TENANT_KEY}"},
                    json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}, timeout=10)
     body = _assert_error(r, status, r.json()["error"]["type"], code)
     assert "sk-upstream-test" not in r.text and fake_openai.base_url not in body["message"]
+    assert len(fake_openai.requests) == tries
     if status == 429:
         assert r.headers["retry-after"] == "3"
+
+
+def test_transient_failure_is_retried_transparently(gateway, fake_openai):
+    fake_openai.script(Behaviour(status=503), Behaviour(status=429, headers={"retry-after": "0"}))
+    r = httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": f"Bearer {TENANT_KEY}"},
+                   json={"model": "gpt-test", "messages": [{"role": "user", "content": "again"}]}, timeout=10)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "echo: again"
+    assert r.headers["x-aigw-attempts"] == "3" and len(fake_openai.requests) == 3
 
 
 def test_upstream_unreachable_is_502_and_stall_is_504(tmp_path, fake_openai, start_gateway):
@@ -185,7 +194,7 @@ spec:
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "echo: fallback please"
     assert time.monotonic() - started < 4.5  # did not wait for the stalled target's 5 s
-    assert len(healthy.requests) == 1 and len(stalled.requests) == 1
+    assert len(healthy.requests) == 1 and len(stalled.requests) == 3  # 1 try + 2 retries, 0.5 s each
 
 
 def test_mid_stream_failure_ends_with_error_event(tmp_path, fake_openai, start_gateway):

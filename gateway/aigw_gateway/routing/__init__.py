@@ -1,0 +1,1 @@
+"""Choosing targets and keeping their health: strategies, circuit breakers, latency averages."""

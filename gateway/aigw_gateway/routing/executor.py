@@ -1,0 +1,210 @@
+"""Run one canonical chat request along a route: targets in order, retries, breakers, fallback.
+
+Retryable failures (connect errors, timeouts, 429, 5xx, garbage answers) are retried on the same
+target with exponential backoff and full jitter, honouring a provider's Retry-After up to the
+route's maxBackoffMs (a longer Retry-After moves on to the next target at once); then the next
+target is tried. Client errors (4xx) are never retried. A target whose circuit is open is
+skipped. For streams, an attempt succeeds only when its first canonical chunk arrived within
+`firstByteSeconds`, so a stalled stream fails over before any byte reaches the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from aigw_config.config import ProviderConfig, RouteConfig, TargetConfig
+
+from ..errors import GatewayError, UpstreamBadResponse, UpstreamError
+from ..providers import adapter_for
+from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
+from ..runtime import Runtime
+from ..upstream import map_transport_error
+from .health import HealthRegistry
+from .strategies import order_targets
+
+log = logging.getLogger("aigw.routing")
+
+
+class AllTargetsUnavailable(UpstreamError):
+    status_code = 503
+    code = "no_healthy_target"
+
+
+@dataclass
+class AttemptLog:
+    """What happened, for headers, metrics and the status report."""
+
+    attempts: int = 0
+    fallbacks: int = 0
+    retries: int = 0
+    target: TargetConfig | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Completed:
+    response: dict[str, Any]
+    target: TargetConfig
+    provider: ProviderConfig
+
+
+@dataclass
+class Streaming:
+    """An upstream stream whose first canonical chunks have arrived."""
+
+    first: list[dict[str, Any]]
+    rest: AsyncIterator[bytes]
+    translator: StreamTranslator
+    response: httpx.Response
+    target: TargetConfig
+    provider: ProviderConfig
+
+    async def close(self) -> None:
+        await self.response.aclose()
+
+
+def _label(target: TargetConfig) -> str:
+    return f"{target.credential}/{target.model}"
+
+
+def _backoff(route: RouteConfig, retry_index: int, err: GatewayError, rng: random.Random) -> float | None:
+    """Seconds to wait before retry number `retry_index` (0-based), or None to move on."""
+    policy = route.retry
+    cap = policy.max_backoff_ms / 1000
+    delay = rng.uniform(0, min(cap, policy.initial_backoff_ms / 1000 * (2 ** retry_index)))
+    retry_after = err.headers.get("retry-after")
+    if retry_after:
+        try:
+            wanted = float(retry_after)
+        except ValueError:
+            return delay
+        if wanted > cap:
+            return None  # the provider asks for longer than the route may wait: fall back instead
+        delay = max(delay, wanted)
+    return delay
+
+
+class Executor:
+    def __init__(self, client: httpx.AsyncClient, health: HealthRegistry, rng: random.Random | None = None) -> None:
+        self.client = client
+        self.health = health
+        self.rng = rng or random.Random()
+
+    async def run(self, runtime: Runtime, route: RouteConfig, request: dict[str, Any], stream: bool,
+                  log_: AttemptLog) -> Completed | Streaming:
+        last: GatewayError | None = None
+        now = time.monotonic
+        tried_any = False
+        for target in order_targets(route, self.health, self.rng):
+            health = self.health.of(route, target)
+            provider = runtime.providers[target.credential]
+            adapter = adapter_for(provider.provider)
+            if adapter is None:
+                last = UpstreamError(f"provider type {provider.provider!r} of {target.credential} is not supported")
+                continue
+            if tried_any:
+                log_.fallbacks += 1
+            for retry_index in range(route.retry.attempts + 1):
+                if not health.allow(route.circuit_breaker, now()):
+                    last = last or AllTargetsUnavailable(f"circuit open for {_label(target)}")
+                    break
+                tried_any = True
+                log_.attempts += 1
+                started = now()
+                upstream = adapter.chat_request(
+                    provider, runtime.provider_keys.get(target.credential), target.model, request, stream
+                )
+                try:
+                    if stream:
+                        result: Completed | Streaming = await self._stream(adapter, upstream, route, target, provider)
+                    else:
+                        result = await self._unary(adapter, upstream, route, target, provider)
+                except GatewayError as err:
+                    if err.retryable:
+                        health.failure(route.circuit_breaker, now())
+                    else:
+                        health.release()
+                        raise
+                    last = err
+                    log_.errors.append(f"{_label(target)}: {err.code}")
+                    if retry_index == route.retry.attempts or not err.retry_same_target:
+                        break
+                    delay = _backoff(route, retry_index, err, self.rng)
+                    if delay is None:
+                        break
+                    log_.retries += 1
+                    await asyncio.sleep(delay)
+                    continue
+                except BaseException:
+                    health.release()
+                    raise
+                health.success(now() - started, now())
+                log_.target = target
+                return result
+        if last is None:
+            last = AllTargetsUnavailable(f"no target of route {route.name} can serve the request")
+        if isinstance(last, AllTargetsUnavailable) and not tried_any:
+            last = AllTargetsUnavailable(f"every target of route {route.name} has an open circuit; try again later")
+        raise last
+
+    def _http_request(self, upstream: UpstreamRequest, route: RouteConfig) -> httpx.Request:
+        timeouts = route.timeouts
+        return self.client.build_request(
+            upstream.method, upstream.url, headers=upstream.headers, content=upstream.content,
+            timeout=httpx.Timeout(timeouts.request_seconds, connect=min(timeouts.first_byte_seconds, 10.0)),
+        )
+
+    async def _unary(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
+                     target: TargetConfig, provider: ProviderConfig) -> Completed:
+        label = _label(target)
+        try:
+            async with asyncio.timeout(route.timeouts.request_seconds):
+                resp = await self.client.send(self._http_request(upstream, route))
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise map_transport_error(exc, label) from None
+        if not 200 <= resp.status_code < 300:
+            raise adapter.error_for(resp.status_code, resp.content, dict(resp.headers), label)
+        return Completed(adapter.chat_response(resp.content, label, target.model), target, provider)
+
+    async def _stream(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
+                      target: TargetConfig, provider: ProviderConfig) -> Streaming:
+        label = _label(target)
+        resp: httpx.Response | None = None
+        try:
+            async with asyncio.timeout(route.timeouts.first_byte_seconds):
+                resp = await self.client.send(self._http_request(upstream, route), stream=True)
+                if not 200 <= resp.status_code < 300:
+                    body = await resp.aread()
+                    raise adapter.error_for(resp.status_code, body, dict(resp.headers), label)
+                translator = adapter.stream_translator(label, target.model)
+                rest = resp.aiter_bytes()
+                first: list[dict[str, Any]] = []
+                while not first:
+                    data = await anext(rest, None)
+                    if data is None:
+                        first = translator.finish()
+                        if not first:
+                            raise UpstreamBadResponse(f"upstream {label} closed the stream without sending anything")
+                        break
+                    first = translator.feed(data)
+        except GatewayError:
+            if resp is not None:
+                await resp.aclose()
+            raise
+        except (httpx.HTTPError, TimeoutError) as exc:
+            if resp is not None:
+                await resp.aclose()
+            raise map_transport_error(exc, label) from None
+        except BaseException:
+            if resp is not None:
+                await resp.aclose()
+            raise
+        return Streaming(first, rest, translator, resp, target, provider)
