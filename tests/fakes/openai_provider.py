@@ -378,6 +378,7 @@ class FakeOpenAI:
         self.port = port  # 0 until started; kept across stop()/start()
         self.models = tuple(models)
         self.default_chunks = default_chunks
+        self.aborted_streams = 0  # streams whose client (the gateway) went away mid-way
         self.embedding_dims = embedding_dims
 
         self._lock = threading.Lock()
@@ -903,8 +904,8 @@ class FakeOpenAI:
                 self._drop(request)
                 return resp
             await resp.write_eof()
-        except ConnectionError:  # the client went away
-            pass
+        except (ConnectionError, asyncio.CancelledError):  # the client went away
+            self.aborted_streams += 1
         return resp
 
     async def _truncated(self, request: web.Request, full: bytes, status: int, headers: dict[str, str]) -> web.StreamResponse:
