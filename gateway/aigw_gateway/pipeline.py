@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from aigw_config.config import RouteConfig, TenantConfig
 
 from .auth import authenticate
-from .errors import GatewayError, ModelNotFound, PermissionDenied
+from .errors import GatewayError, InvalidRequest, ModelNotFound, PermissionDenied
 from .ingress.base import Ingress, StreamEncoder
 from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
@@ -64,6 +64,21 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
     request_id = request.scope.get("state", {}).get("request_id", "")
     headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
     return StreamingResponse(_relay(result, encoder, request_id), media_type=ingress.stream_media_type, headers=headers)
+
+
+async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]) -> Response:
+    runtime = state.runtime()
+    tenant = authenticate(runtime, request.headers)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    if not isinstance(body.get("input"), (str, list)) or not body["input"]:
+        raise InvalidRequest("'input' is required: a string or an array", param="input")
+    route = resolve_route(runtime, tenant, model)
+    attempts = AttemptLog()
+    result = await state.executor.run(runtime, route, body, False, attempts, operation="embeddings")
+    assert isinstance(result, Completed)
+    return Response(orjson.dumps(result.response), media_type="application/json", headers=_headers(route, attempts))
 
 
 async def _relay(stream: Streaming, encoder: StreamEncoder, request_id: str) -> AsyncIterator[bytes]:

@@ -207,3 +207,14 @@ def test_mid_stream_failure_ends_with_error_event(tmp_path, fake_openai, start_g
     events = [line for line in r.text.splitlines() if line.startswith("data: ")]
     assert '"error"' in events[-1] and '"request_id"' in events[-1], r.text
     assert "[DONE]" not in r.text
+
+
+def test_embeddings_through_the_sdk(tmp_path, fake_openai, start_gateway):
+    crs = write_crs(tmp_path / "crs.yaml", fake_openai.base_url, model="embed-small", upstream_model="fake-embedding")
+    gw = start_gateway("-f", str(crs))
+    resp = client(gw).embeddings.create(model="embed-small", input=["a b", "c"])
+    assert len(resp.data) == 2 and len(resp.data[0].embedding) == 8
+    assert fake_openai.last_request.json["model"] == "fake-embedding"
+    r = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {TENANT_KEY}"},
+                   json={"model": "embed-small"})
+    _assert_error(r, 400, "invalid_request_error", "invalid_request")

@@ -23,6 +23,13 @@ async def chat_completions(request: Request) -> Response:
     return await pipeline.chat(state, request, INGRESS, body)
 
 
+@router.post("/v1/embeddings")
+async def embeddings(request: Request) -> Response:
+    state = state_of(request)
+    body = await read_json_object(request, state.runtime().config.settings.max_request_body_bytes)
+    return await pipeline.embeddings(state, request, body)
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     runtime = state_of(request).runtime()

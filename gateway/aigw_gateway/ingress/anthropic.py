@@ -103,7 +103,8 @@ def _assistant_message(content: Any, param: str) -> dict[str, Any]:
             if not isinstance(block.get("name"), str) or not isinstance(block.get("id"), str):
                 raise InvalidRequest("tool_use blocks need an id and a name", param=f"{param}[{j}]")
             arguments = orjson.dumps(block.get("input") or {}).decode()
-            calls.append({"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}})
+            function = {"name": block["name"], "arguments": arguments}
+            calls.append({"id": block["id"], "type": "function", "function": function})
         elif kind not in _DROPPED_BLOCKS:
             raise InvalidRequest(f"content block type {kind!r} is not supported", param=f"{param}[{j}].type")
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
@@ -299,7 +300,8 @@ class AnthropicStreamEncoder:
                                "name": fn.get("name") or "", "input": {}})
             block = self.tools[index] = self.open  # type: ignore[assignment]
         if fn.get("arguments"):
-            out += _event("content_block_delta", {"index": block, "delta": {"type": "input_json_delta", "partial_json": fn["arguments"]}})
+            delta = {"type": "input_json_delta", "partial_json": fn["arguments"]}
+            out += _event("content_block_delta", {"index": block, "delta": delta})
         return out
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:

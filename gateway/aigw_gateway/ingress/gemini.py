@@ -239,7 +239,7 @@ class GeminiStreamEncoder:
     the finish chunk) and goes out at the latest from `end()`.
     """
 
-    __slots__ = ("model", "response_id", "calls", "final")
+    __slots__ = ("calls", "final", "model", "response_id")
 
     def __init__(self, model: str) -> None:
         self.model = model

@@ -72,8 +72,8 @@ def _part_block(part: Any, param: str) -> dict[str, Any] | None:
     if not isinstance(part, dict):
         raise InvalidRequest("content parts must be objects", param=param)
     kind = part.get("type")
-    if kind == "text":
-        text = part.get("text")
+    if kind in ("text", "refusal"):  # an assistant's earlier refusal is replayed as its text
+        text = part.get(kind)
         return {"type": "text", "text": text} if isinstance(text, str) and text else None
     if kind == "image_url":
         image = part.get("image_url")
@@ -359,8 +359,9 @@ class AnthropicStreamTranslator:
                 return self._chunk({"content": block["text"]})
             if block.get("type") == "tool_use":
                 index = self.tools[data.get("index", 0)] = len(self.tools)
+                arguments = orjson.dumps(block["input"]).decode() if block.get("input") else ""
                 call = {"index": index, "id": block.get("id"), "type": "function",
-                        "function": {"name": block.get("name"), "arguments": orjson.dumps(block["input"]).decode() if block.get("input") else ""}}
+                        "function": {"name": block.get("name"), "arguments": arguments}}
                 return self._chunk({"tool_calls": [call]})
             return None
         if kind == "content_block_delta":

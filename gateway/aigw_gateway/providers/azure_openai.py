@@ -69,6 +69,7 @@ class AzureOpenAIAdapter:
         if api_key:
             headers["api-key"] = api_key
         body = {k: v for k, v in request.items() if k != "model"}
+        body["stream"] = stream  # explicit: the canonical request may come from another ingress
         if stream and supports_stream_usage(api_version):
             # Always ask for usage (cost and token limits settle from it); the client's encoder
             # drops the usage chunk again unless the client asked for it.

@@ -25,17 +25,11 @@ from ..errors import GatewayError, InvalidRequest, UpstreamBadResponse, upstream
 from ..streaming.sse import SSEParser
 from .base import UpstreamRequest
 
+# Anything else (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...) ends the answer as "stop".
 FINISH_REASONS: dict[str, str] = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter",
-    "IMAGE_PROHIBITED_CONTENT": "content_filter",
-    "IMAGE_RECITATION": "content_filter",
+    "STOP": "stop", "MAX_TOKENS": "length",
+    **dict.fromkeys(("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+                     "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"), "content_filter"),
 }
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
@@ -56,10 +50,16 @@ _SCHEMA_KEEP = frozenset({
 })
 _FORMATS = frozenset({"enum", "date-time", "float", "double", "int32", "int64"})
 _MAX_REF_DEPTH = 8
+_MIME_BY_EXT = {"png": "image/png", "gif": "image/gif", "webp": "image/webp", "pdf": "application/pdf"}
 
 
 def new_call_id() -> str:
     return "call_" + os.urandom(12).hex()
+
+
+def _now() -> int:
+    """The one clock reading: `created` of the canonical answer (Gemini sends none)."""
+    return int(time.time())
 
 
 # --- JSON Schema -> Gemini Schema -------------------------------------------------------------
@@ -100,10 +100,10 @@ def gemini_schema(schema: Any, root: dict[str, Any] | None = None, depth: int = 
     if type_list:
         out["type"] = type_list[0].upper()
     if isinstance(variants, list):
-        subs = [gemini_schema(v, root, depth + 1) for v in variants]
-        if any(s.get("type") == "NULL" for s in subs):
+        if any(isinstance(v, dict) and v.get("type") == "null" for v in variants):
             out["nullable"] = True
-        subs = [s for s in subs if s.get("type") != "NULL"]
+        subs = [gemini_schema(v, root, depth + 1) for v in variants
+                if not (isinstance(v, dict) and v.get("type") == "null")]
         if len(subs) == 1:
             out.update({k: v for k, v in subs[0].items() if k not in out})
         elif subs:
@@ -133,7 +133,8 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
+        return "".join(p.get("text", "") for p in content
+                       if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
     return str(content)
 
 
@@ -144,12 +145,8 @@ def _data_url_part(url: str, param: str) -> dict[str, Any]:
         if not sep or encoding != "base64":
             raise InvalidRequest("only base64 data URLs are supported", param=param)
         return {"inlineData": {"mimeType": mime or "application/octet-stream", "data": data}}
-    return {"fileData": {"fileUri": url, "mimeType": _guess_mime(url)}}
-
-
-def _guess_mime(url: str) -> str:
     ext = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
-    return {"png": "image/png", "gif": "image/gif", "webp": "image/webp", "pdf": "application/pdf"}.get(ext, "image/jpeg")
+    return {"fileData": {"fileUri": url, "mimeType": _MIME_BY_EXT.get(ext, "image/jpeg")}}
 
 
 def _user_parts(content: Any, param: str) -> list[dict[str, Any]]:
@@ -172,7 +169,8 @@ def _user_parts(content: Any, param: str) -> list[dict[str, Any]]:
             parts.append(_data_url_part(url, f"{param}[{i}]"))
         elif kind == "input_audio":
             audio = part.get("input_audio") or {}
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio.get("data", "")}})
+            mime = f"audio/{audio.get('format', 'wav')}"
+            parts.append({"inlineData": {"mimeType": mime, "data": audio.get("data", "")}})
         elif kind == "file":
             data = (part.get("file") or {}).get("file_data")
             if not isinstance(data, str):
@@ -226,9 +224,11 @@ def _contents(messages: list[Any], model: str) -> tuple[list[dict[str, Any]], li
                 try:
                     args = orjson.loads(fn.get("arguments") or "{}")
                 except orjson.JSONDecodeError:
-                    raise InvalidRequest("tool call arguments are not JSON", param=f"messages[{i}].tool_calls[{j}]") from None
+                    raise InvalidRequest("tool call arguments are not JSON",
+                                         param=f"messages[{i}].tool_calls[{j}]") from None
                 names[call.get("id", "")] = fn.get("name", "")
-                part: dict[str, Any] = {"functionCall": {"name": fn.get("name", ""), "args": args if isinstance(args, dict) else {}}}
+                args = args if isinstance(args, dict) else {}
+                part: dict[str, Any] = {"functionCall": {"name": fn.get("name", ""), "args": args}}
                 if sign and j == 0:
                     part["thoughtSignature"] = _SIGNATURE_BYPASS
                 parts.append(part)
@@ -341,7 +341,7 @@ def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": call.get("id") or new_call_id(),
         "type": "function",
-        "function": {"name": call.get("name", ""), "arguments": orjson.dumps(args if args is not None else {}).decode()},
+        "function": {"name": call.get("name", ""), "arguments": orjson.dumps({} if args is None else args).decode()},
     }
 
 
@@ -360,7 +360,7 @@ def _split_parts(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _finish_reason(raw: Any, has_calls: bool) -> str:
-    reason = FINISH_REASONS.get(raw, "stop") if isinstance(raw, str) else "stop"
+    reason = raw if raw == "content_filter" else FINISH_REASONS.get(raw, "stop") if isinstance(raw, str) else "stop"
     return "tool_calls" if has_calls and reason == "stop" else reason
 
 
@@ -374,6 +374,13 @@ def _load(raw: bytes | str, target: str) -> dict[str, Any]:
     if isinstance(data.get("error"), dict):
         raise _error_from_body(data, None, None, target)
     return data
+
+
+def _first(candidates: Any) -> dict[str, Any]:
+    """Candidate 0 (the request asks for one), or {} when there is none."""
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
+        return candidates[0]
+    return {}
 
 
 def _blocked(data: dict[str, Any]) -> bool:
@@ -413,7 +420,8 @@ class GeminiAdapter:
             base += "/v1beta"
         name = quote(model.removeprefix("models/"), safe="-._~@")
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-        return UpstreamRequest("POST", f"{base}/models/{name}{method}", headers, orjson.dumps(gemini_request(request, model)))
+        body = orjson.dumps(gemini_request(request, model))
+        return UpstreamRequest("POST", f"{base}/models/{name}{method}", headers, body)
 
     def chat_response(self, body: bytes, target: str, model: str) -> dict[str, Any]:
         data = _load(body, target)
@@ -421,16 +429,15 @@ class GeminiAdapter:
         completion: dict[str, Any] = {
             "id": rid, "object": "chat.completion", "created": _now(), "model": data.get("modelVersion") or model,
         }
-        candidates = data.get("candidates")
         if _blocked(data):
             message: dict[str, Any] = {"role": "assistant", "content": None}
             finish = "content_filter"
-        elif isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
-            text, calls = _split_parts(candidates[0])
+        elif candidate := _first(data.get("candidates")):
+            text, calls = _split_parts(candidate)
             message = {"role": "assistant", "content": text or (None if calls else "")}
             if calls:
                 message["tool_calls"] = calls
-            finish = _finish_reason(candidates[0].get("finishReason"), bool(calls))
+            finish = _finish_reason(candidate.get("finishReason"), bool(calls))
         else:
             raise UpstreamBadResponse(f"upstream {target} returned a response without candidates")
         completion["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
@@ -439,7 +446,7 @@ class GeminiAdapter:
             completion["usage"] = usage
         return completion
 
-    def stream_translator(self, target: str, model: str) -> "GeminiStreamTranslator":
+    def stream_translator(self, target: str, model: str) -> GeminiStreamTranslator:
         return GeminiStreamTranslator(target, model)
 
     def error_for(self, status: int, body: bytes, headers: dict[str, str], target: str) -> GatewayError:
@@ -450,11 +457,6 @@ class GeminiAdapter:
         return _error_from_body(data, status, headers.get("retry-after"), target)
 
 
-def _now() -> int:
-    """The one clock reading: `created` of the canonical answer (Gemini sends none)."""
-    return int(time.time())
-
-
 class GeminiStreamTranslator:
     """Gemini SSE (one GenerateContentResponse per event) -> canonical chunks.
 
@@ -463,7 +465,7 @@ class GeminiStreamTranslator:
     out as a usage-only chunk. A stream that ends before any finishReason is truncated.
     """
 
-    __slots__ = ("target", "model", "parser", "id", "created", "started", "finished", "calls", "usage")
+    __slots__ = ("calls", "created", "finished", "id", "model", "parser", "started", "target", "usage")
 
     def __init__(self, target: str, model: str) -> None:
         self.target = target
@@ -489,33 +491,25 @@ class GeminiStreamTranslator:
             self.model = data.get("modelVersion") or self.model
             out.append(self._chunk({"role": "assistant", "content": ""}))
         usage = canonical_usage(data.get("usageMetadata"))
-        if self.finished:
+        if self.finished:  # a late usage update: a usage-only chunk
             if usage and usage != self.usage:
                 self.usage = usage
-                out.append({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                            "model": self.model, "choices": [], "usage": usage})
+                out.append({**self._chunk({}), "choices": [], "usage": usage})
             return out
         self.usage = usage or self.usage
-        if _blocked(data):
-            self.finished = True
-            final = self._chunk({}, "content_filter")
-            if self.usage:
-                final["usage"] = self.usage
-            return [*out, final]
-        candidates = data.get("candidates")
-        candidate = candidates[0] if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict) else {}
+        candidate = _first(data.get("candidates"))
         text, calls = _split_parts(candidate)
         if text:
             out.append(self._chunk({"content": text}))
         for call in calls:
             out.append(self._chunk({"tool_calls": [{"index": self.calls, **call}]}))
             self.calls += 1
-        if candidate.get("finishReason"):
+        reason = "content_filter" if _blocked(data) else candidate.get("finishReason")
+        if reason:
             self.finished = True
-            final = self._chunk({}, _finish_reason(candidate["finishReason"], self.calls > 0))
+            out.append(self._chunk({}, _finish_reason(reason, self.calls > 0)))
             if self.usage:
-                final["usage"] = self.usage
-            out.append(final)
+                out[-1]["usage"] = self.usage
         return out
 
     def _events(self, events) -> list[dict[str, Any]]:

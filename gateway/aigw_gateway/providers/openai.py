@@ -59,6 +59,22 @@ class OpenAIAdapter:
             raise UpstreamBadResponse(f"upstream {target} returned a response without choices")
         return data
 
+    def embeddings_request(self, provider: ProviderConfig, api_key: str | None, model: str,
+                           request: dict[str, Any]) -> UpstreamRequest:
+        headers = dict(_JSON)
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        return UpstreamRequest("POST", provider.base_url + "/embeddings", headers, orjson.dumps({**request, "model": model}))
+
+    def embeddings_response(self, body: bytes, target: str, model: str) -> dict[str, Any]:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamBadResponse(f"upstream {target} returned a response that is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise UpstreamBadResponse(f"upstream {target} returned an embeddings response without data")
+        return data
+
     def stream_translator(self, target: str, model: str) -> "OpenAIStreamTranslator":
         return OpenAIStreamTranslator(target)
 

@@ -99,7 +99,8 @@ class Executor:
         self.rng = rng or random.Random()
 
     async def run(self, runtime: Runtime, route: RouteConfig, request: dict[str, Any], stream: bool,
-                  log_: AttemptLog) -> Completed | Streaming:
+                  log_: AttemptLog, operation: str = "chat") -> Completed | Streaming:
+        """`operation` is "chat" (streamed or not) or "embeddings"."""
         last: GatewayError | None = None
         now = time.monotonic
         tried_any = False
@@ -107,8 +108,8 @@ class Executor:
             health = self.health.of(route, target)
             provider = runtime.providers[target.credential]
             adapter = adapter_for(provider.provider)
-            if adapter is None:
-                last = UpstreamError(f"provider type {provider.provider!r} of {target.credential} is not supported")
+            if adapter is None or (operation == "embeddings" and not hasattr(adapter, "embeddings_request")):
+                last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
                 continue
             if tried_any:
                 log_.fallbacks += 1
@@ -119,14 +120,16 @@ class Executor:
                 tried_any = True
                 log_.attempts += 1
                 started = now()
-                upstream = adapter.chat_request(
-                    provider, runtime.provider_keys.get(target.credential), target.model, request, stream
-                )
+                key = runtime.provider_keys.get(target.credential)
+                if operation == "embeddings":
+                    upstream = adapter.embeddings_request(provider, key, target.model, request)
+                else:
+                    upstream = adapter.chat_request(provider, key, target.model, request, stream)
                 try:
                     if stream:
                         result: Completed | Streaming = await self._stream(adapter, upstream, route, target, provider)
                     else:
-                        result = await self._unary(adapter, upstream, route, target, provider)
+                        result = await self._unary(adapter, upstream, route, target, provider, operation)
                 except GatewayError as err:
                     if err.retryable:
                         health.failure(route.circuit_breaker, now())
@@ -163,7 +166,7 @@ class Executor:
         )
 
     async def _unary(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
-                     target: TargetConfig, provider: ProviderConfig) -> Completed:
+                     target: TargetConfig, provider: ProviderConfig, operation: str) -> Completed:
         label = _label(target)
         try:
             async with asyncio.timeout(route.timeouts.request_seconds):
@@ -172,7 +175,8 @@ class Executor:
             raise map_transport_error(exc, label) from None
         if not 200 <= resp.status_code < 300:
             raise adapter.error_for(resp.status_code, resp.content, dict(resp.headers), label)
-        return Completed(adapter.chat_response(resp.content, label, target.model), target, provider)
+        parse = adapter.chat_response if operation == "chat" else adapter.embeddings_response
+        return Completed(parse(resp.content, label, target.model), target, provider)
 
     async def _stream(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
                       target: TargetConfig, provider: ProviderConfig) -> Streaming:

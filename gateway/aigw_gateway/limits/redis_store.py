@@ -1,0 +1,157 @@
+"""The Redis store: one atomic Lua script per admission and one per settlement.
+
+Each call is ONE round trip: EVALSHA, and only when Redis answers NOSCRIPT (after a restart
+or SCRIPT FLUSH) a second one, EVAL, which also caches the script again. Keys are
+`aigw:{<tenant>}:w:<window start>` (hash r/t) and `aigw:{<tenant>}:spend:<period label>`;
+the braces are a Redis Cluster hash tag, so a tenant's keys share a slot and one script may
+touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
+after its period ends.
+
+Errors never escape as redis-py exceptions: each call is bounded by `op_timeout` and any
+failure becomes `StoreUnavailable`, which the limiter maps by its fail mode. Nothing about a
+failure is remembered here; redis-py reconnects on the next call once Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+
+from .store import AdmitRequest, Counters, StoreUnavailable
+
+# KEYS: window, spend. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0), window_ttl.
+ADMIT_LUA = """
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local budget = tonumber(ARGV[4])
+local w = redis.call('HMGET', KEYS[1], 'r', 't')
+local r, t = tonumber(w[1]) or 0, tonumber(w[2]) or 0
+local spend = 0
+if budget >= 0 then spend = tonumber(redis.call('GET', KEYS[2]) or '0') end
+if ARGV[5] == '1' and budget >= 0 and spend >= budget then return {3, r, t, spend} end
+if rpm > 0 and r + 1 > rpm then return {1, r, t, spend} end
+if tpm > 0 and t + tokens > tpm then return {2, r, t, spend} end
+r = redis.call('HINCRBY', KEYS[1], 'r', 1)
+t = redis.call('HINCRBY', KEYS[1], 't', tokens)
+if r == 1 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
+return {0, r, t, spend}
+"""
+
+# KEYS: window, spend. ARGV: token_delta, reserved (1/0), window_ttl, spend_nano, spend_ttl (0: none).
+SETTLE_LUA = """
+local delta = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[1], 't', delta) end
+elseif ARGV[2] == '0' then
+  redis.call('HINCRBY', KEYS[1], 't', delta)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+if tonumber(ARGV[5]) > 0 then
+  redis.call('INCRBY', KEYS[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+return 0
+"""
+
+READ_LUA = """
+local w = redis.call('HMGET', KEYS[1], 'r', 't')
+return {0, tonumber(w[1]) or 0, tonumber(w[2]) or 0, tonumber(redis.call('GET', KEYS[2]) or '0')}
+"""
+
+
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+ADMIT_SHA, SETTLE_SHA, READ_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), _sha(READ_LUA)
+
+ClientSource = aioredis.Redis | Callable[[], "aioredis.Redis | None"]
+
+
+def limits_client(url: str, timeout: float = 0.5) -> aioredis.Redis:
+    """A client fit for the hot path: short timeouts, and one immediate retry on a broken
+    connection only (a pooled socket that died with the old server). A timeout is never
+    retried: the script may have run, and running it twice would reserve twice."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=0,
+    )
+
+
+class RedisStore:
+    """Counters in Redis, shared by every worker and replica.
+
+    `client` is a `redis.asyncio.Redis`, or a callable returning the current one (so the
+    store follows a client that is replaced when the configured URL changes). Clients built
+    by `limits_client` fail fast; redis-py's default client retries with backoff for seconds,
+    which `op_timeout` then cuts short.
+    """
+
+    def __init__(self, client: ClientSource, *, op_timeout: float = 0.5) -> None:
+        self._client = client
+        self.op_timeout = op_timeout
+
+    @classmethod
+    def from_url(cls, url: str, *, op_timeout: float = 0.5) -> RedisStore:
+        return cls(limits_client(url, op_timeout), op_timeout=op_timeout)
+
+    def client(self) -> aioredis.Redis | None:
+        source = self._client
+        return source if isinstance(source, aioredis.Redis) else source()
+
+    async def aclose(self) -> None:
+        if isinstance(self._client, aioredis.Redis):
+            await self._client.aclose()
+
+    async def _run(self, sha: str, script: str, keys: tuple[str, str], args: tuple) -> list:
+        client = self.client()
+        if client is None:
+            raise StoreUnavailable("no Redis client configured")
+        try:
+            async with asyncio.timeout(self.op_timeout):
+                try:
+                    return await client.evalsha(sha, 2, *keys, *args)
+                except NoScriptError:
+                    return await client.eval(script, 2, *keys, *args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def admit(self, req: AdmitRequest) -> Counters:
+        reply = await self._run(
+            ADMIT_SHA,
+            ADMIT_LUA,
+            (req.window_key, req.spend_key),
+            (req.rpm, req.tpm, req.tokens, req.budget_nano, 1 if req.block else 0, req.window_ttl),
+        )
+        return Counters(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]))
+
+    async def settle(
+        self,
+        window_key: str,
+        spend_key: str,
+        token_delta: int,
+        reserved: bool,
+        window_ttl: int,
+        spend_nano: int,
+        spend_ttl: int,
+        now: float,
+    ) -> None:
+        await self._run(
+            SETTLE_SHA,
+            SETTLE_LUA,
+            (window_key, spend_key),
+            (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl),
+        )
+
+    async def read(self, window_key: str, spend_key: str, now: float) -> Counters:
+        reply = await self._run(READ_SHA, READ_LUA, (window_key, spend_key), ())
+        return Counters(0, int(reply[1]), int(reply[2]), int(reply[3]))

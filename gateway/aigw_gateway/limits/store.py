@@ -1,0 +1,156 @@
+"""The counter stores behind the limiter: one semantics, two homes (Redis, or this process).
+
+A store keeps, per tenant,
+- one hash per one-minute window: `r` (admitted requests) and `t` (reserved plus settled tokens);
+- one integer per budget period: spend in nano-USD.
+
+`admit` checks budget, then requests, then tokens, and reserves only if all pass: all or
+nothing, atomically (a Lua script in Redis; code without an `await` in `MemoryStore`).
+`settle` moves a window's tokens by `actual - reserved` and adds spend, atomically too.
+Key names and expiry times are chosen by the caller, so both stores agree on them and the
+Redis scripts never read Redis's own clock (tests move the caller's clock across windows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+# Outcomes of `Store.admit`.
+ADMITTED = 0
+REFUSED_REQUESTS = 1
+REFUSED_TOKENS = 2
+REFUSED_BUDGET = 3
+
+
+class StoreUnavailable(Exception):
+    """The store could not be asked (Redis down, slow, or answering with an error)."""
+
+
+@dataclass(slots=True)
+class AdmitRequest:
+    """One admission as a store sees it. Limits of 0 mean unlimited; `budget_nano` -1 means none."""
+
+    window_key: str
+    spend_key: str
+    rpm: int
+    tpm: int
+    tokens: int
+    budget_nano: int
+    block: bool
+    window_ttl: int
+    now: float
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a store saw: the window's counts (after a reservation, if one was made) and the spend."""
+
+    outcome: int
+    requests: int
+    tokens: int
+    spend_nano: int
+
+
+class Store(Protocol):
+    async def admit(self, req: AdmitRequest) -> Counters: ...
+
+    async def settle(
+        self,
+        window_key: str,
+        spend_key: str,
+        token_delta: int,
+        reserved: bool,
+        window_ttl: int,
+        spend_nano: int,
+        spend_ttl: int,
+        now: float,
+    ) -> None:
+        """Add `token_delta` to the window's tokens and `spend_nano` to the spend.
+
+        With `reserved`, the window is only touched if it still exists (a settlement that
+        arrives after its window expired must not resurrect it with a negative count);
+        without (a degraded admission reserved nothing), the tokens are counted anyway.
+        """
+        ...
+
+    async def read(self, window_key: str, spend_key: str, now: float) -> Counters: ...
+
+
+class MemoryStore:
+    """The store of a single gateway process, for running without Redis.
+
+    Semantics are the Redis scripts', line by line. Every method runs without awaiting,
+    so on one event loop each call is atomic; the store is not shared between processes.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[str, list[int]] = {}  # key -> [requests, tokens]
+        self._spend: dict[str, int] = {}
+        self._expiry: dict[str, float] = {}
+        self._next_sweep = 0.0
+
+    def _live(self, key: str, now: float) -> bool:
+        expires = self._expiry.get(key)
+        if expires is not None and expires <= now:
+            self._windows.pop(key, None)
+            self._spend.pop(key, None)
+            del self._expiry[key]
+            return False
+        return True
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 60
+        for key in [k for k, at in self._expiry.items() if at <= now]:
+            self._live(key, now)
+
+    async def admit(self, req: AdmitRequest) -> Counters:
+        now = req.now
+        self._sweep(now)
+        self._live(req.window_key, now)
+        window = self._windows.get(req.window_key)
+        requests, tokens = (window[0], window[1]) if window else (0, 0)
+        spend = 0
+        if req.budget_nano >= 0 and self._live(req.spend_key, now):
+            spend = self._spend.get(req.spend_key, 0)
+        if req.block and req.budget_nano >= 0 and spend >= req.budget_nano:
+            return Counters(REFUSED_BUDGET, requests, tokens, spend)
+        if req.rpm and requests + 1 > req.rpm:
+            return Counters(REFUSED_REQUESTS, requests, tokens, spend)
+        if req.tpm and tokens + req.tokens > req.tpm:
+            return Counters(REFUSED_TOKENS, requests, tokens, spend)
+        if window is None:
+            window = self._windows[req.window_key] = [0, 0]
+            self._expiry[req.window_key] = now + req.window_ttl
+        window[0] += 1
+        window[1] += req.tokens
+        return Counters(ADMITTED, window[0], window[1], spend)
+
+    async def settle(
+        self,
+        window_key: str,
+        spend_key: str,
+        token_delta: int,
+        reserved: bool,
+        window_ttl: int,
+        spend_nano: int,
+        spend_ttl: int,
+        now: float,
+    ) -> None:
+        window = self._windows.get(window_key) if self._live(window_key, now) else None
+        if window is not None:
+            window[1] += token_delta
+        elif not reserved:
+            self._windows[window_key] = [0, token_delta]
+            self._expiry[window_key] = now + window_ttl
+        if spend_nano >= 0 and spend_ttl > 0:
+            live = self._live(spend_key, now)
+            self._spend[spend_key] = (self._spend.get(spend_key, 0) if live else 0) + spend_nano
+            self._expiry[spend_key] = now + spend_ttl
+
+    async def read(self, window_key: str, spend_key: str, now: float) -> Counters:
+        window = self._windows.get(window_key) if self._live(window_key, now) else None
+        spend = self._spend.get(spend_key, 0) if self._live(spend_key, now) else 0
+        return Counters(ADMITTED, window[0] if window else 0, window[1] if window else 0, spend)
