@@ -1,3 +1,8 @@
 """Root fixtures: real servers (fake providers, Redis, the API-server emulator) for every tier."""
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.kube.fixtures", "tests.gateway.harness"]
+pytest_plugins = [
+    "tests.fakes.fixtures",
+    "tests.fakes.anthropic_fixtures",
+    "tests.kube.fixtures",
+    "tests.gateway.harness",
+]

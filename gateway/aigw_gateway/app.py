@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import health, openai
+from .api import anthropic, gemini, health, openai
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, MethodNotAllowed, NotFound
 from .middleware.request_context import RequestContextMiddleware
@@ -67,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.gateway = state
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(anthropic.router)
+    app.include_router(gemini.router)
 
     async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
         err: GatewayError

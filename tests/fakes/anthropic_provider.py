@@ -68,7 +68,6 @@ from tests.fakes.openai_provider import (
 __all__ = ["AnthropicBehaviour", "FakeAnthropic", "RecordedRequest", "anthropic_error_body", "parse_directives"]
 
 DEFAULT_MODELS = ("claude-fake", "claude-sonnet-4-5")
-API_VERSIONS = ("2023-06-01", "2023-01-01")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 ERROR_TYPES = {
@@ -124,7 +123,8 @@ def _merged(scripted: Behaviour | None, base: AnthropicBehaviour) -> AnthropicBe
 
 def anthropic_error_body(status: int, message: str | None = None, request_id: str | None = None) -> dict[str, Any]:
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message or ERROR_MESSAGES.get(kind, f"HTTP {status} (injected by FakeAnthropic)")}}
+    message = message or ERROR_MESSAGES.get(kind, f"HTTP {status} (injected by FakeAnthropic)")
+    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
     if request_id:
         body["request_id"] = request_id
     return body
@@ -148,6 +148,13 @@ def _texts(content: Any, *, results: bool = False) -> list[str]:
             inner = block.get("content", "")
             out.extend(_texts(inner) if isinstance(inner, (str, list)) else [])
     return out
+
+
+def _known_version(version: str | None) -> bool:
+    """A dated version the API knows: 2023-01-01, 2023-06-01, or a later date (newer SDKs send those)."""
+    if not version or len(version) != 10 or version[4] != "-" or version[7] != "-":
+        return False
+    return version.replace("-", "").isdigit() and version >= "2023-01-01"
 
 
 class _Invalid(Exception):
@@ -314,8 +321,8 @@ class FakeAnthropic(FakeOpenAI):
 
         if not self._authorized(request):
             return self._unauthorized(request, headers)
-        if request.headers.get("anthropic-version") not in API_VERSIONS:
-            given = request.headers.get("anthropic-version")
+        given = request.headers.get("anthropic-version")
+        if not _known_version(given):
             return self._error(400, f"anthropic-version: invalid version {given}" if given else "anthropic-version: header is required", headers)
         if path == "/v1/messages/count_tokens":
             return self._json({"input_tokens": self._input_tokens(parsed if isinstance(parsed, dict) else {})}, headers=headers)

@@ -84,7 +84,8 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
 
 
 def write_crs(path: Path, base_url: str, *, model: str = "gpt-test", upstream_model: str = "fake",
-              extra: str = "", upstream_key: str = "sk-upstream-test", max_body: int | None = None) -> Path:
+              extra: str = "", upstream_key: str = "sk-upstream-test", max_body: int | None = None,
+              provider: str = "openai-compatible") -> Path:
     """A complete local setup: credential + Secret, one route, one tenant + key Secret."""
     gateway = ""
     if max_body is not None:
@@ -99,7 +100,7 @@ spec:
 kind: ProviderCredential
 metadata: {{name: upstream}}
 spec:
-  provider: openai-compatible
+  provider: {provider}
   baseURL: {base_url}
   apiKeySecretRef: {{name: upstream-key, key: apiKey}}
 ---

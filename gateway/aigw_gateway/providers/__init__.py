@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .anthropic import AnthropicAdapter
 from .base import ProviderAdapter, UpstreamRequest
 from .openai import OpenAIAdapter
 
@@ -10,6 +11,7 @@ _OPENAI = OpenAIAdapter()
 ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": _OPENAI,
     "openai-compatible": _OPENAI,
+    "anthropic": AnthropicAdapter(),
 }
 
 
