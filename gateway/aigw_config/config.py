@@ -118,12 +118,16 @@ class GatewayCredentials(ConfigModel):
         default_factory=dict, description="tenant name -> 'sha256:<hex>' of each API key"
     )
     redis_url: str | None = None
+    report_token: str | None = Field(
+        default=None, description="Bearer token that guards a pod's /internal/report (set by the operator)."
+    )
 
     def __repr_args__(self):
         # Never let a key reach a log line through repr().
         yield "provider_keys", sorted(self.provider_keys)
         yield "tenant_key_hashes", {k: len(v) for k, v in self.tenant_key_hashes.items()}
         yield "redis_url", "<set>" if self.redis_url else None
+        yield "report_token", "<set>" if self.report_token else None
 
     def content_hash(self) -> str:
         body = self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,75 @@
+"""The pod report: what a gateway pod tells the operator about the traffic it serves.
+
+Served by every gateway pod at `GET /internal/report` (bearer token: `reportToken` from the
+rendered credentials Secret, so the public API cannot read it). The operator aggregates the
+reports of ready pods into CR status. Counters are cumulative since the pod started (the
+operator takes differences and sums across pods); `window_*` figures cover the last
+`windowSeconds` only.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .config import ConfigModel
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class TargetReport(ConfigModel):
+    credential: str
+    model: str
+    requests: int = 0  # attempts sent to this target, cumulative
+    errors: int = 0  # failed attempts, cumulative
+    circuit: str = "closed"  # closed | open | half-open
+    window_requests: int = 0
+    window_errors: int = 0
+    latency_p50_ms: float | None = None  # over the window
+    latency_p95_ms: float | None = None
+
+
+class RouteReport(ConfigModel):
+    name: str
+    requests: int = 0  # client requests, cumulative
+    errors: int = 0  # client-visible failures, cumulative
+    fallbacks: int = 0
+    retries: int = 0
+    window_requests: int = 0
+    window_errors: int = 0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    targets: tuple[TargetReport, ...] = ()
+
+
+class TenantReport(ConfigModel):
+    name: str
+    requests: int = 0
+    throttled: int = 0  # refused by a rate limit or budget, cumulative
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0  # cumulative on this pod
+    # Shared state read from the limiter (the same on every pod when Redis is used):
+    tokens_this_minute: int | None = None
+    requests_this_minute: int | None = None
+    spend_this_period_usd: float | None = None
+    budget_remaining_usd: float | None = None
+    period_start: str | None = None
+
+
+class GuardrailReport(ConfigModel):
+    policy: str
+    counts: dict[str, int] = Field(default_factory=dict)  # "detector/action" -> matches, cumulative
+
+
+class PodReport(ConfigModel):
+    schema_version: int = REPORT_SCHEMA_VERSION
+    pod: str = ""
+    started_at: float = 0.0
+    now: float = 0.0
+    window_seconds: float = 60.0
+    generation: int | None = None  # config generation served; None: no config loaded
+    hash: str | None = None
+    last_config_error: str | None = None
+    routes: tuple[RouteReport, ...] = ()
+    tenants: tuple[TenantReport, ...] = ()
+    guardrails: tuple[GuardrailReport, ...] = ()
