@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fakes.fixtures",
     "tests.fakes.anthropic_fixtures",
+    "tests.fakes.gemini_fixtures",
     "tests.kube.fixtures",
     "tests.gateway.harness",
 ]

@@ -58,7 +58,7 @@ from tests.fakes.openai_provider import (
     split_text,
 )
 
-__all__ = ["Behaviour", "FakeGemini", "GeminiRecordedRequest", "google_error", "GOOGLE_STATUS"]
+__all__ = ["GOOGLE_STATUS", "Behaviour", "FakeGemini", "GeminiRecordedRequest", "google_error"]
 
 _PATH = re.compile(r"/(v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)")
 
@@ -75,7 +75,9 @@ _DEFAULT_MESSAGES = {
 }
 
 
-def google_error(status: int, message: str | None = None, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def google_error(
+    status: int, message: str | None = None, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     err: dict[str, Any] = {
         "code": status,
         "message": message or _DEFAULT_MESSAGES.get(status, f"HTTP {status} (injected by FakeGemini)"),
@@ -99,7 +101,8 @@ def _dumps(obj: Any) -> bytes:
 
 def _texts(content: Any) -> list[str]:
     parts = content.get("parts") if isinstance(content, dict) else None
-    return [p["text"] for p in parts or () if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")]
+    return [p["text"] for p in parts or ()
+            if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")]
 
 
 def _function_responses(content: Any) -> list[dict[str, Any]]:
@@ -187,12 +190,14 @@ class FakeGemini(FakeOpenAI):
         if eff.garbage:
             if streaming:
                 return await self._stream(request, [b"data: {this is not json\r\n\r\n"], eff, 200, headers)
-            return web.Response(body=b"<html>502 {{{ not JSON", status=200, headers={**headers, "content-type": "application/json"})
+            return web.Response(body=b"<html>502 {{{ not JSON", status=200,
+                                headers={**headers, "content-type": "application/json"})
 
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if self.api_key is not None and not key:
-            return self._gerror(403, "Method doesn't allow unregistered callers (callers without established identity). "
-                                     "Please use API Key or other form of API consumer identity to call this API.", headers)
+            return self._gerror(403, "Method doesn't allow unregistered callers (callers without established "
+                                     "identity). Please use API Key or other form of API consumer identity to call "
+                                     "this API.", headers)
         if self.api_key is not None and key != self.api_key:
             return self._gerror(400, "API key not valid. Please pass a valid API key.", headers, details=[{
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
@@ -223,15 +228,17 @@ class FakeGemini(FakeOpenAI):
         responses = _function_responses(contents[-1])
         if responses:
             out = responses[-1].get("response")
-            text = out["output"] if isinstance(out, dict) and isinstance(out.get("output"), str) else _dumps(out).decode()
-            text = "echo: " + text
+            plain = isinstance(out, dict) and isinstance(out.get("output"), str)
+            text = "echo: " + (out["output"] if plain else _dumps(out).decode())
         else:
             user = next((c for c in reversed(contents) if c.get("role", "user") == "user" and _texts(c)), None)
             text = "echo: " + (" ".join(_texts(user)) if user else "")
         if eff.content is not None:
             text = eff.content
-        declarations = [d for tool in body.get("tools") or () for d in _get(tool, "functionDeclarations", "function_declarations") or ()]
-        calling = _get(_get(body, "toolConfig", "tool_config"), "functionCallingConfig", "function_calling_config") or {}
+        declarations = [d for tool in body.get("tools") or ()
+                        for d in _get(tool, "functionDeclarations", "function_declarations") or ()]
+        config = _get(body, "toolConfig", "tool_config")
+        calling = _get(config, "functionCallingConfig", "function_calling_config") or {}
         mode = str(calling.get("mode") or "AUTO").upper()
         if not declarations or mode == "NONE" or responses:
             return text, None
@@ -255,8 +262,8 @@ class FakeGemini(FakeOpenAI):
             candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
             if final:
                 candidate["finishReason"] = "STOP"
-            return {"candidates": [candidate],
-                    "usageMetadata": usage if final else {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+            partial = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
+            return {"candidates": [candidate], "usageMetadata": usage if final else partial,
                     "modelVersion": model, "responseId": response_id}
 
         if call:

@@ -17,7 +17,8 @@ from ..errors import GatewayError, InvalidRequest, render_error
 
 _ROLES = {"user": "user", "model": "assistant", "function": "user", None: "user"}
 _MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"}
-_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP", "function_call": "STOP"}
+_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP",
+           "function_call": "STOP"}
 # Gemini's Schema fields that mean the same in JSON Schema.
 _SCHEMA_KEEP = frozenset({
     "description", "title", "enum", "format", "required", "minItems", "maxItems", "minimum", "maximum",
@@ -104,11 +105,12 @@ class _Conversation:
                 cid = call.get("id") or f"call_{c}_{p}"
                 name = call.get("name") or ""
                 self.pending.append((cid, name))
-                args = call.get("args")
-                calls.append({"id": cid, "type": "function",
-                              "function": {"name": name, "arguments": orjson.dumps(args if args is not None else {}).decode()}})
-            elif isinstance(part.get("text"), str):
+                arguments = orjson.dumps(call.get("args") or {}).decode()
+                calls.append({"id": cid, "type": "function", "function": {"name": name, "arguments": arguments}})
+            elif part.get("text"):
                 texts.append(part["text"])
+        if not texts and not calls:  # only thoughts: nothing a canonical assistant message can hold
+            return
         message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
         if calls:
             message["tool_calls"] = calls
@@ -191,9 +193,10 @@ def _generation(config: dict[str, Any], canonical: dict[str, Any]) -> None:
         schema = _get(config, "responseJsonSchema", "response_json_schema")
         if not isinstance(schema, dict):
             schema = json_schema(_get(config, "responseSchema", "response_schema")) or None
-        canonical["response_format"] = (
-            {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}} if schema else {"type": "json_object"}
-        )
+        canonical["response_format"] = {"type": "json_object"}
+        if schema:
+            named = {"name": "response", "schema": schema}
+            canonical["response_format"] = {"type": "json_schema", "json_schema": named}
 
 
 # --- canonical -> Gemini response -------------------------------------------------------------
@@ -272,7 +275,8 @@ class GeminiStreamEncoder:
             if choice.get("finish_reason"):
                 parts = [{"functionCall": _function_call(c["id"], c["name"], c["arguments"])}
                          for _, c in sorted(self.calls.items())]
-                self.final = self._response(parts, _FINISH.get(choice["finish_reason"], "OTHER"))
+                # an empty text part: the SDK's `.text` of the last event is then "", not None
+                self.final = self._response(parts or [{"text": ""}], _FINISH.get(choice["finish_reason"], "OTHER"))
         if self.final is not None and usage:
             self.final["usageMetadata"] = usage
             out += _event(self.final)
@@ -291,7 +295,9 @@ class GeminiIngress:
     name = "gemini"
     stream_media_type = "text/event-stream"
 
-    def parse_request(self, body: dict[str, Any], *, model: str | None = None, stream: bool | None = None) -> dict[str, Any]:
+    def parse_request(
+        self, body: dict[str, Any], *, model: str | None = None, stream: bool | None = None
+    ) -> dict[str, Any]:
         if not isinstance(model, str) or not model.removeprefix("models/"):
             raise InvalidRequest("the model is part of the URL: /v1beta/models/{model}:generateContent", param="model")
         contents = body.get("contents")
@@ -335,7 +341,7 @@ class GeminiIngress:
             for call in message.get("tool_calls") or ():
                 fn = call.get("function") or {}
                 parts.append({"functionCall": _function_call(call.get("id"), fn.get("name"), fn.get("arguments"))})
-            candidates.append({"content": {"role": "model", "parts": parts},
+            candidates.append({"content": {"role": "model", "parts": parts or [{"text": ""}]},
                                "finishReason": _FINISH.get(choice.get("finish_reason") or "stop", "OTHER"),
                                "index": choice.get("index", i)})
         out: dict[str, Any] = {"candidates": candidates}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .anthropic import AnthropicAdapter
 from .base import ProviderAdapter, UpstreamRequest
+from .gemini import GeminiAdapter
 from .openai import OpenAIAdapter
 
 _OPENAI = OpenAIAdapter()
@@ -12,6 +13,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": _OPENAI,
     "openai-compatible": _OPENAI,
     "anthropic": AnthropicAdapter(),
+    "gemini": GeminiAdapter(),
 }
 
 

@@ -150,8 +150,9 @@ def _data_url_part(url: str, param: str) -> dict[str, Any]:
 
 
 def _user_parts(content: Any, param: str) -> list[dict[str, Any]]:
+    """Gemini refuses empty text parts ("empty text parameter"), so they are left out."""
     if isinstance(content, str):
-        return [{"text": content}]
+        return [{"text": content}] if content else []
     if not isinstance(content, list):
         return []
     parts: list[dict[str, Any]] = []
@@ -160,7 +161,8 @@ def _user_parts(content: Any, param: str) -> list[dict[str, Any]]:
             continue
         kind = part.get("type")
         if kind in ("text", "input_text"):
-            parts.append({"text": part.get("text", "")})
+            if part.get("text"):
+                parts.append({"text": part["text"]})
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
