@@ -12,10 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import anthropic, gemini, health, openai
+from .api import anthropic, gemini, health, internal, openai
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, MethodNotAllowed, NotFound
 from .middleware.request_context import RequestContextMiddleware
+from .middleware.tracing import TracingMiddleware
 from .settings import Settings
 from .state import GatewayState
 from .upstream import create_client
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
+    app.include_router(internal.router)
 
     async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
         err: GatewayError
@@ -81,4 +83,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(StarletteHTTPException, http_exception)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(TracingMiddleware)  # outermost: the span covers error rendering too
     return app

@@ -2,13 +2,16 @@
 
 The stages work on the canonical (OpenAI) format; the ingress translates at both ends. A stream
 is relayed chunk by chunk as it arrives; once bytes reached the client, a failure ends the
-stream with an error event in the client's format, never a silent cut.
+stream with an error event in the client's format, never a silent cut. Every request is
+recorded once, when it ends (stats for the pod report, metrics, the access log).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -16,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from aigw_config.config import RouteConfig, TenantConfig
+from aigw_config.config import RouteConfig, TargetConfig, TenantConfig
 
 from .auth import authenticate
 from .errors import GatewayError, InvalidRequest, ModelNotFound, PermissionDenied
@@ -24,9 +27,11 @@ from .ingress.base import Ingress, StreamEncoder
 from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
 from .state import GatewayState
+from .telemetry.tracing import current_trace_id
 from .upstream import map_transport_error
 
 log = logging.getLogger("aigw.pipeline")
+access_log = logging.getLogger("aigw.access")
 
 
 def resolve_route(runtime: Runtime, tenant: TenantConfig, model: str) -> RouteConfig:
@@ -38,75 +43,158 @@ def resolve_route(runtime: Runtime, tenant: TenantConfig, model: str) -> RouteCo
     return route
 
 
-def _headers(route: RouteConfig, attempts: AttemptLog) -> dict[str, str]:
-    target = attempts.target
-    headers = {"x-aigw-route": route.name, "x-aigw-attempts": str(attempts.attempts)}
-    if target is not None:
-        headers["x-aigw-target"] = f"{target.credential}/{target.model}"
-    return headers
+def cost_of(target: TargetConfig | None, usage: dict[str, Any] | None) -> float:
+    if target is None or target.pricing is None or not usage:
+        return 0.0
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    return (prompt * target.pricing.input_per_million + completion * target.pricing.output_per_million) / 1_000_000
+
+
+@dataclass
+class Call:
+    """What one request did, filled in as it goes."""
+
+    state: GatewayState
+    request_id: str
+    method: str
+    path: str
+    operation: str = "chat"
+    started: float = field(default_factory=time.perf_counter)
+    tenant: TenantConfig | None = None
+    route: RouteConfig | None = None
+    attempts: AttemptLog = field(default_factory=AttemptLog)
+    usage: dict[str, Any] | None = None
+    finished: bool = False
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-aigw-attempts": str(self.attempts.attempts)}
+        if self.route is not None:
+            headers["x-aigw-route"] = self.route.name
+        target = self.attempts.target
+        if target is not None:
+            headers["x-aigw-target"] = f"{target.credential}/{target.model}"
+        overhead = (time.perf_counter() - self.started - self.attempts.upstream_seconds) * 1000
+        headers["x-aigw-overhead-ms"] = f"{max(overhead, 0.0):.2f}"
+        return headers
+
+    def finish(self, status: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        seconds = time.perf_counter() - self.started
+        recorder = self.state.recorder
+        target = self.attempts.target
+        route_name = self.route.name if self.route else "-"
+        tenant_name = self.tenant.name if self.tenant else "-"
+        target_label = f"{target.credential}/{target.model}" if target else "-"
+        recorder.request(route=route_name, target=target_label, tenant=tenant_name, status=status, seconds=seconds,
+                         fallbacks=self.attempts.fallbacks, retries=self.attempts.retries,
+                         retried_target=self.attempts.last_retried)
+        cost = cost_of(target, self.usage)
+        if self.usage and target is not None:
+            recorder.usage(tenant=tenant_name, route=route_name, provider_type=self.attempts.provider_type,
+                           model=target.model, usage=self.usage, cost_usd=cost, operation=self.operation)
+        if self.state.settings.access_log:
+            usage = self.usage or {}
+            access_log.info("%s", orjson.dumps({
+                "request_id": self.request_id, "trace_id": current_trace_id(), "method": self.method,
+                "path": self.path, "status": status, "route": route_name, "target": target_label,
+                "tenant": tenant_name, "attempts": self.attempts.attempts, "duration_ms": round(seconds * 1000, 2),
+                "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+                "cost_usd": round(cost, 9),
+            }).decode())
+
+
+def _call(state: GatewayState, request: Request, operation: str) -> Call:
+    return Call(state, request.scope.get("state", {}).get("request_id", ""), request.method, request.url.path,
+                operation)
 
 
 async def chat(state: GatewayState, request: Request, ingress: Ingress, body: dict[str, Any], *,
                model: str | None = None, stream: bool | None = None) -> Response:
-    runtime = state.runtime()
-    tenant = authenticate(runtime, request.headers)
-    canonical = ingress.parse_request(body, model=model, stream=stream)
-    requested_model: str = canonical["model"]
-    is_stream = bool(canonical.get("stream"))
-    route = resolve_route(runtime, tenant, requested_model)
-    attempts = AttemptLog()
-    result = await state.executor.run(runtime, route, canonical, is_stream, attempts)
-    headers = _headers(route, attempts)
+    call = _call(state, request, "chat")
+    try:
+        runtime = state.runtime()
+        call.tenant = authenticate(runtime, request.headers)
+        canonical = ingress.parse_request(body, model=model, stream=stream)
+        requested_model: str = canonical["model"]
+        is_stream = bool(canonical.get("stream"))
+        call.route = resolve_route(runtime, call.tenant, requested_model)
+        result = await state.executor.run(runtime, call.route, canonical, is_stream, call.attempts)
+    except GatewayError as err:
+        call.finish(err.status_code)
+        raise
     if isinstance(result, Completed):
+        call.usage = result.response.get("usage")
         body_out = ingress.render_response(result.response, requested_model)
-        return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
+        call.finish(200)
+        return Response(orjson.dumps(body_out), media_type="application/json", headers=call.headers())
     encoder = ingress.stream_encoder(requested_model, canonical)
-    request_id = request.scope.get("state", {}).get("request_id", "")
-    headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-    return StreamingResponse(_relay(result, encoder, request_id), media_type=ingress.stream_media_type, headers=headers)
+    headers = {**call.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(_relay(result, encoder, call), media_type=ingress.stream_media_type, headers=headers)
 
 
 async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]) -> Response:
-    runtime = state.runtime()
-    tenant = authenticate(runtime, request.headers)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
-    if not isinstance(body.get("input"), (str, list)) or not body["input"]:
-        raise InvalidRequest("'input' is required: a string or an array", param="input")
-    route = resolve_route(runtime, tenant, model)
-    attempts = AttemptLog()
-    result = await state.executor.run(runtime, route, body, False, attempts, operation="embeddings")
+    call = _call(state, request, "embeddings")
+    try:
+        runtime = state.runtime()
+        call.tenant = authenticate(runtime, request.headers)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("'model' is required and must be a string", param="model")
+        if not isinstance(body.get("input"), (str, list)) or not body["input"]:
+            raise InvalidRequest("'input' is required: a string or an array", param="input")
+        call.route = resolve_route(runtime, call.tenant, model)
+        result = await state.executor.run(runtime, call.route, body, False, call.attempts, operation="embeddings")
+    except GatewayError as err:
+        call.finish(err.status_code)
+        raise
     assert isinstance(result, Completed)
-    return Response(orjson.dumps(result.response), media_type="application/json", headers=_headers(route, attempts))
+    call.usage = result.response.get("usage")
+    call.finish(200)
+    return Response(orjson.dumps(result.response), media_type="application/json", headers=call.headers())
 
 
-async def _relay(stream: Streaming, encoder: StreamEncoder, request_id: str) -> AsyncIterator[bytes]:
+async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call) -> AsyncIterator[bytes]:
     label = f"{stream.target.credential}/{stream.target.model}"
+    status = 200
     try:
         for chunk in stream.first:
+            if chunk.get("usage"):
+                call.usage = chunk["usage"]
             out = encoder.chunk(chunk)
             if out:
                 yield out
         try:
             async for data in stream.rest:
                 for chunk in stream.translator.feed(data):
+                    if chunk.get("usage"):
+                        call.usage = chunk["usage"]
                     out = encoder.chunk(chunk)
                     if out:
                         yield out
             for chunk in stream.translator.finish():
+                if chunk.get("usage"):
+                    call.usage = chunk["usage"]
                 out = encoder.chunk(chunk)
                 if out:
                     yield out
         except GatewayError as err:
-            log.warning("request %s: stream from %s failed after the first byte: %s", request_id, label, err.code)
-            yield encoder.error(err, request_id)
+            status = err.status_code
+            log.warning("request %s: stream from %s failed after the first byte: %s", call.request_id, label, err.code)
+            yield encoder.error(err, call.request_id)
             return
         except (httpx.HTTPError, TimeoutError) as exc:
             err = map_transport_error(exc, label)
-            log.warning("request %s: stream from %s broke after the first byte: %s", request_id, label, err.code)
-            yield encoder.error(err, request_id)
+            status = err.status_code
+            log.warning("request %s: stream from %s broke after the first byte: %s", call.request_id, label, err.code)
+            yield encoder.error(err, call.request_id)
             return
         yield encoder.end()
+    except BaseException:
+        status = 499  # the client went away (nginx's convention)
+        raise
     finally:
+        call.finish(status)
         await stream.close()

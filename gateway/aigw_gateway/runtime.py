@@ -31,6 +31,7 @@ class Runtime:
     providers: dict[str, ProviderConfig]
     provider_keys: dict[str, str]
     redis_url: str | None
+    report_token: str | None
     loaded_at: float
 
     @property
@@ -81,6 +82,7 @@ class Runtime:
             providers=providers,
             provider_keys=dict(credentials.provider_keys),
             redis_url=credentials.redis_url,
+            report_token=credentials.report_token,
             loaded_at=time.time(),
         )
 

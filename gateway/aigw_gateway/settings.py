@@ -25,6 +25,10 @@ class Settings:
     poll_interval: float = 0.25
     graceful_timeout: float = 30.0
     log_level: str = "info"
+    access_log: bool = False
+    workers: int = 1
+    pod_name: str = ""
+    report_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def source_description(self) -> str:

@@ -12,6 +12,8 @@ from .routing.executor import Executor
 from .routing.health import HealthRegistry
 from .runtime import Runtime, RuntimeHolder
 from .settings import Settings
+from .telemetry.recorder import Recorder
+from .telemetry.stats import TrafficStats
 
 
 @dataclass
@@ -21,11 +23,16 @@ class GatewayState:
     client: httpx.AsyncClient | None = None
     redis: RedisLink = field(default_factory=RedisLink)
     health: HealthRegistry = field(default_factory=HealthRegistry)
+    stats: TrafficStats = field(default_factory=TrafficStats)
     executor: Executor | None = None
+    recorder: Recorder | None = None
+
+    def __post_init__(self) -> None:
+        self.recorder = Recorder(self.stats, self.health)
 
     def start(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self.executor = Executor(client, self.health)
+        self.executor = Executor(client, self.health, self.recorder)
 
     def runtime(self) -> Runtime:
         runtime = self.holder.current

@@ -22,11 +22,14 @@ import httpx
 
 from aigw_config.config import ProviderConfig, RouteConfig, TargetConfig
 
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from ..errors import GatewayError, UpstreamBadResponse, UpstreamError
 from ..providers import adapter_for
 from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
 from ..runtime import Runtime
 from ..upstream import map_transport_error
+from ..telemetry.tracing import tracer
 from .health import HealthRegistry
 from .strategies import order_targets
 
@@ -46,6 +49,9 @@ class AttemptLog:
     fallbacks: int = 0
     retries: int = 0
     target: TargetConfig | None = None
+    provider_type: str = ""
+    upstream_seconds: float = 0.0  # time in upstream attempts and backoff waits
+    last_retried: str = ""
     errors: list[str] = field(default_factory=list)
 
 
@@ -93,9 +99,11 @@ def _backoff(route: RouteConfig, retry_index: int, err: GatewayError, rng: rando
 
 
 class Executor:
-    def __init__(self, client: httpx.AsyncClient, health: HealthRegistry, rng: random.Random | None = None) -> None:
+    def __init__(self, client: httpx.AsyncClient, health: HealthRegistry, recorder=None,
+                 rng: random.Random | None = None) -> None:
         self.client = client
         self.health = health
+        self.recorder = recorder
         self.rng = rng or random.Random()
 
     async def run(self, runtime: Runtime, route: RouteConfig, request: dict[str, Any], stream: bool,
@@ -125,30 +133,53 @@ class Executor:
                     upstream = adapter.embeddings_request(provider, key, target.model, request)
                 else:
                     upstream = adapter.chat_request(provider, key, target.model, request, stream)
-                try:
-                    if stream:
-                        result: Completed | Streaming = await self._stream(adapter, upstream, route, target, provider)
-                    else:
-                        result = await self._unary(adapter, upstream, route, target, provider, operation)
-                except GatewayError as err:
-                    if err.retryable:
-                        health.failure(route.circuit_breaker, now())
-                    else:
+                with tracer.start_as_current_span(
+                    f"{operation} {target.model}", kind=SpanKind.CLIENT,
+                    attributes={"gen_ai.operation.name": operation, "gen_ai.provider.name": provider.provider,
+                                "gen_ai.request.model": target.model, "aigw.route": route.name,
+                                "aigw.target": _label(target), "aigw.attempt": log_.attempts},
+                ) as span:
+                    try:
+                        if stream:
+                            result: Completed | Streaming = await self._stream(adapter, upstream, route, target, provider)
+                        else:
+                            result = await self._unary(adapter, upstream, route, target, provider, operation)
+                    except GatewayError as err:
+                        span.set_status(Status(StatusCode.ERROR, err.code or ""))
+                        span.set_attribute("error.type", err.code or err.type)
+                        elapsed = now() - started
+                        log_.upstream_seconds += elapsed
+                        if self.recorder:
+                            self.recorder.attempt(route, target, provider.provider, elapsed, err.code or "error", operation)
+                        if err.retryable:
+                            health.failure(route.circuit_breaker, now())
+                        else:
+                            health.release()
+                            raise
+                        last = err
+                        log_.errors.append(f"{_label(target)}: {err.code}")
+                        if retry_index == route.retry.attempts or not err.retry_same_target:
+                            break
+                        delay = _backoff(route, retry_index, err, self.rng)
+                        if delay is None:
+                            break
+                        log_.retries += 1
+                        log_.last_retried = _label(target)
+                        log_.upstream_seconds += delay
+                        await asyncio.sleep(delay)
+                        continue
+                    except BaseException:
                         health.release()
                         raise
-                    last = err
-                    log_.errors.append(f"{_label(target)}: {err.code}")
-                    if retry_index == route.retry.attempts or not err.retry_same_target:
-                        break
-                    delay = _backoff(route, retry_index, err, self.rng)
-                    if delay is None:
-                        break
-                    log_.retries += 1
-                    await asyncio.sleep(delay)
-                    continue
-                except BaseException:
-                    health.release()
-                    raise
+                    if isinstance(result, Completed) and isinstance(result.response.get("model"), str):
+                        span.set_attribute("gen_ai.response.model", result.response["model"])
+                elapsed = now() - started
+                log_.upstream_seconds += elapsed
+                if self.recorder:
+                    self.recorder.attempt(route, target, provider.provider, elapsed, None, operation)
+                    if stream:
+                        self.recorder.first_token(target, provider.provider, elapsed)
+                log_.provider_type = provider.provider
                 health.success(now() - started, now())
                 log_.target = target
                 return result

@@ -1,0 +1,1 @@
+"""Observability: per-request outcomes feed the pod report, Prometheus metrics and traces."""

@@ -1,0 +1,65 @@
+"""One place where a finished request or attempt becomes stats, metrics and spans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aigw_config.config import RouteConfig, TargetConfig
+
+from ..routing.health import HealthRegistry
+from . import metrics
+from .stats import TrafficStats
+
+
+class Recorder:
+    def __init__(self, stats: TrafficStats, health: HealthRegistry) -> None:
+        self.stats = stats
+        self.health = health
+
+    def attempt(self, route: RouteConfig, target: TargetConfig, provider_type: str, seconds: float,
+                error_code: str | None, operation: str) -> None:
+        self.stats.attempt(route.name, target.credential, target.model, seconds * 1000, error_code is not None)
+        metrics.OPERATION_DURATION.labels(operation, provider_type, target.model, error_code or "").observe(seconds)
+
+    def first_token(self, target: TargetConfig, provider_type: str, seconds: float) -> None:
+        metrics.TIME_TO_FIRST_TOKEN.labels("chat", provider_type, target.model).observe(seconds)
+
+    def request(self, *, route: str, target: str, tenant: str, status: int, seconds: float,
+                fallbacks: int = 0, retries: int = 0, retried_target: str = "") -> None:
+        metrics.REQUESTS.labels(route, target, tenant, str(status)).inc()
+        if route != "-":
+            metrics.REQUEST_DURATION.labels(route).observe(seconds)
+            stats = self.stats.route(route)
+            stats.series.add(self.stats.clock(), seconds * 1000, status >= 500 or status == 429)
+            stats.fallbacks += fallbacks
+            stats.retries += retries
+            if fallbacks:
+                metrics.FALLBACKS.labels(route).inc(fallbacks)
+            if retries:
+                metrics.RETRIES.labels(route, retried_target).inc(retries)
+        if tenant != "-":
+            self.stats.tenant(tenant).requests += 1
+
+    def usage(self, *, tenant: str, route: str, provider_type: str, model: str, usage: dict[str, Any] | None,
+              cost_usd: float, operation: str = "chat") -> None:
+        if not usage:
+            return
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        metrics.TOKEN_USAGE.labels(operation, provider_type, model, "input").observe(prompt)
+        metrics.TOKEN_USAGE.labels(operation, provider_type, model, "output").observe(completion)
+        stats = self.stats.tenant(tenant)
+        stats.prompt_tokens += prompt
+        stats.completion_tokens += completion
+        if cost_usd:
+            stats.cost_usd += cost_usd
+            metrics.COST.labels(tenant, route).inc(cost_usd)
+
+    def throttled(self, tenant: str, kind: str) -> None:
+        self.stats.tenant(tenant).throttled += 1
+        metrics.RATELIMIT_REJECTIONS.labels(tenant, kind).inc()
+
+    def refresh_gauges(self) -> None:
+        """At scrape time: circuit states (no hot-path cost)."""
+        for (route, cred, model), h in self.health.snapshot().items():
+            metrics.CIRCUIT_STATE.labels(route, f"{cred}/{model}").set(metrics.CIRCUIT_VALUES[h.state])
