@@ -77,6 +77,16 @@ class Streaming:
         await self.response.aclose()
 
 
+def _has_substance(chunk: dict[str, Any]) -> bool:
+    if chunk.get("usage"):
+        return True
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+            return True
+    return False
+
+
 def _label(target: TargetConfig) -> str:
     return f"{target.credential}/{target.model}"
 
@@ -222,14 +232,16 @@ class Executor:
                 translator = adapter.stream_translator(label, target.model)
                 rest = resp.aiter_bytes()
                 first: list[dict[str, Any]] = []
-                while not first:
+                # Commit to this target only once a chunk with substance arrived: a bare role
+                # chunk followed by a reset or a stall still fails over invisibly.
+                while not any(_has_substance(c) for c in first):
                     data = await anext(rest, None)
                     if data is None:
-                        first = translator.finish()
+                        first.extend(translator.finish())
                         if not first:
                             raise UpstreamBadResponse(f"upstream {label} closed the stream without sending anything")
                         break
-                    first = translator.feed(data)
+                    first.extend(translator.feed(data))
         except GatewayError:
             if resp is not None:
                 await resp.aclose()
