@@ -21,8 +21,13 @@ from types import ModuleType
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
 import yaml
+
+try:
+    import kubernetes_validate
+except ImportError as exc:  # pragma: no cover - a setup problem, said plainly
+    raise ImportError("the chart tests need the kubernetes-validate package (the project's test extra): "
+                      "pip install -e '.[test]'") from exc
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "aigw"

@@ -19,7 +19,7 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 REQUESTS = Counter("aigw_requests_total", "Client requests by route, target, tenant and HTTP status.",
                    ["route", "target", "tenant", "status"])
 REQUEST_DURATION = Histogram("aigw_request_duration_seconds", "Client request duration, to the last byte.",
-                             ["route"], buckets=LATENCY_BUCKETS)
+                             ["route", "target"], buckets=LATENCY_BUCKETS)
 FALLBACKS = Counter("aigw_fallbacks_total", "Requests that moved to a lower-priority target.", ["route"])
 RETRIES = Counter("aigw_retries_total", "Retries of a failed attempt on the same target.", ["route", "target"])
 CIRCUIT_STATE = Gauge("aigw_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.",

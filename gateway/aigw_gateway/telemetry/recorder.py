@@ -28,7 +28,7 @@ class Recorder:
                 fallbacks: int = 0, retries: int = 0, retried_target: str = "") -> None:
         metrics.REQUESTS.labels(route, target, tenant, str(status)).inc()
         if route != "-":
-            metrics.REQUEST_DURATION.labels(route).observe(seconds)
+            metrics.REQUEST_DURATION.labels(route, target).observe(seconds)
             stats = self.stats.route(route)
             stats.series.add(self.stats.clock(), seconds * 1000, status >= 500 or status == 429)
             stats.fallbacks += fallbacks
