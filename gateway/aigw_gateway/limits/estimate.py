@@ -19,7 +19,7 @@ Nothing is serialised or copied for the count, apart from encoding non-ASCII str
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 MESSAGE_OVERHEAD = 4
 REPLY_PRIMING = 3
@@ -67,7 +67,7 @@ def _content_tokens(content: Any) -> int:
                 total += text_tokens(part) if isinstance(part, str) else 1
                 continue
             kind = part.get("type")
-            if kind == "text" or "text" in part and kind is None:
+            if kind == "text" or (kind is None and "text" in part):
                 text = part.get("text")
                 total += text_tokens(text) if isinstance(text, str) else 0
             elif kind in ("image_url", "image"):
@@ -115,11 +115,12 @@ def estimate_prompt_tokens(request: Mapping[str, Any]) -> int:
 
 def completion_allowance(request: Mapping[str, Any], default_max_tokens: int) -> int:
     """Completion tokens to reserve: the request's own cap, else the gateway's estimate; times n."""
-    cap = request.get("max_completion_tokens")
-    if not _positive_int(cap):
-        cap = request.get("max_tokens")
-    if not _positive_int(cap):
-        cap = default_max_tokens
+    cap = default_max_tokens
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = request.get(key)
+        if _positive_int(value):
+            cap = value
+            break
     n = request.get("n")
     return cap * n if _positive_int(n) else cap
 
@@ -147,5 +148,5 @@ def estimate_embedding_tokens(request: Mapping[str, Any]) -> int:
     return max(total, 1)
 
 
-def _positive_int(value: Any) -> bool:
+def _positive_int(value: Any) -> TypeGuard[int]:
     return type(value) is int and value > 0

@@ -165,7 +165,8 @@ class Limiter:
             self._failed()
             return self._unavailable(admission, str(exc))
         self._succeeded()
-        admission.requests_used, admission.tokens_used, admission.spend_nano = seen.requests, seen.tokens, seen.spend_nano
+        admission.requests_used, admission.tokens_used = seen.requests, seen.tokens
+        admission.spend_nano = seen.spend_nano
         if seen.outcome != ADMITTED:
             raise self._refusal(admission, seen)
         if budget is not None and seen.spend_nano >= request.budget_nano:
@@ -211,25 +212,26 @@ class Limiter:
         return err
 
     def _refusal(self, admission: Admission, seen: Counters) -> Exception:
-        headers = self.headers(admission)
         who = f"tenant {admission.tenant}"
         if seen.outcome == REFUSED_BUDGET:
             budget, period = admission.budget, admission.period
             assert budget is not None and period is not None
-            admission.over_budget = True
+            admission.over_budget = True  # headers then say "x-aigw-budget-exceeded: block"
             headers = self.headers(admission)
-            headers["x-should-retry"] = "false"
+            headers["x-should-retry"] = "false"  # retrying cannot help before the period ends
             return BudgetExceeded(
                 f"Budget exceeded for {who}: spent ${format_usd(seen.spend_nano / NANO)} of "
                 f"${format_usd(budget.amount)} in the {budget.period} period {period.label} (UTC). "
-                f"The budget resets at {iso_utc(period.end)}.",
+                f"The budget resets at {period.end_iso}.",
                 headers=headers,
             )
+        headers = self.headers(admission)
         retry_after = admission.reset_seconds
         if seen.outcome == REFUSED_REQUESTS:
             kind, name, limit, used, asked = "requests", "requests per minute (RPM)", admission.rpm, seen.requests, 1
         else:
-            kind, name, limit, used, asked = "tokens", "tokens per minute (TPM)", admission.tpm, seen.tokens, admission.tokens
+            kind, name, limit, used = "tokens", "tokens per minute (TPM)", admission.tpm, seen.tokens
+            asked = admission.tokens
         return RateLimitExceeded(
             f"Rate limit reached for {who} on {name}: Limit {limit}, Used {used}, Requested {asked}. "
             f"Please try again in {go_duration(retry_after)}.",
@@ -280,7 +282,8 @@ class Limiter:
     def headers(self, admission: Admission) -> dict[str, str]:
         """OpenAI's rate-limit headers for the tenant's limits, plus the budget headers:
         `x-aigw-budget-limit-usd`, `x-aigw-budget-remaining-usd` (before this request's cost),
-        `x-aigw-budget-reset` (ISO time), and `x-aigw-budget-exceeded: warn` when over budget."""
+        `x-aigw-budget-reset` (ISO time), and `x-aigw-budget-exceeded: warn` (or `block`, on the 429)
+        when the budget is spent. A degraded admission gets none: nothing was counted."""
         headers: dict[str, str] = {}
         if admission.degraded or not admission.limited:
             return headers
@@ -297,7 +300,7 @@ class Limiter:
         if budget is not None and period is not None:
             headers["x-aigw-budget-limit-usd"] = format_usd(budget.amount)
             headers["x-aigw-budget-remaining-usd"] = format_usd(max(budget.amount - admission.spend_nano / NANO, 0.0))
-            headers["x-aigw-budget-reset"] = iso_utc(period.end)
+            headers["x-aigw-budget-reset"] = period.end_iso
             if admission.over_budget:
                 headers["x-aigw-budget-exceeded"] = budget.on_exceeded
         return headers

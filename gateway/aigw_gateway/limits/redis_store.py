@@ -106,11 +106,13 @@ class RedisStore:
 
     def client(self) -> aioredis.Redis | None:
         source = self._client
-        return source if isinstance(source, aioredis.Redis) else source()
+        # A client (Redis, or a RedisCluster: a tenant's keys share one hash slot) or a getter.
+        return source if hasattr(source, "evalsha") else source()  # type: ignore[operator,return-value]
 
     async def aclose(self) -> None:
-        if isinstance(self._client, aioredis.Redis):
-            await self._client.aclose()
+        """Close the client if the store was given one (a getter's client belongs to its owner)."""
+        if hasattr(self._client, "evalsha"):
+            await self._client.aclose()  # type: ignore[union-attr]
 
     async def _run(self, sha: str, script: str, keys: tuple[str, str], args: tuple) -> list:
         client = self.client()

@@ -39,6 +39,7 @@ class Period:
     start: int
     end: int
     label: str
+    end_iso: str  # when the budget resets, as the headers show it
 
     def contains(self, now: float) -> bool:
         return self.start <= now < self.end
@@ -65,7 +66,8 @@ def calendar_period(kind: str, now: float) -> Period:
         label = f"{first.year:04d}-{first.month:02d}"
     else:
         raise ValueError(f"unknown budget period {kind!r}")
-    return Period(kind, _epoch(first), _epoch(after), label)
+    end = _epoch(after)
+    return Period(kind, _epoch(first), end, label, iso_utc(end))
 
 
 class PeriodCache:
