@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from .anthropic import AnthropicAdapter
+from .azure_openai import AzureOpenAIAdapter
+from .bedrock import BedrockAdapter
 from .base import ProviderAdapter, UpstreamRequest
 from .gemini import GeminiAdapter
+from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
 
 _OPENAI = OpenAIAdapter()
@@ -14,6 +17,9 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "openai-compatible": _OPENAI,
     "anthropic": AnthropicAdapter(),
     "gemini": GeminiAdapter(),
+    "azure-openai": AzureOpenAIAdapter(),
+    "ollama": OllamaAdapter(),
+    "bedrock": BedrockAdapter(),
 }
 
 

@@ -1,6 +1,7 @@
 """Azure OpenAI: OpenAI's wire format behind deployment URLs and an `api-key` header.
 
-`POST {base}/openai/deployments/{deployment}/chat/completions?api-version={apiVersion}`; the
+`POST {base}/openai/deployments/{deployment}/chat/completions?api-version={apiVersion}` (and
+`.../embeddings`); the
 target's upstream model name is the deployment name and the body carries no `model` (Azure
 routes by URL). Bodies, streams and error bodies (`{"error": {"code", "message"}}`) are OpenAI's,
 so parsing is composed from providers/openai.py. What differs:
@@ -31,12 +32,17 @@ STREAM_USAGE_SINCE = "2024-08-01"
 _OPENAI = OpenAIAdapter()
 
 
-def chat_url(base_url: str, deployment: str, api_version: str) -> str:
-    """The deployment's chat URL; a base URL that already ends in /openai is accepted too."""
+def deployment_url(base_url: str, deployment: str, operation: str, api_version: str) -> str:
+    """`{base}/openai/deployments/{deployment}/{operation}?api-version=...`; a base URL that
+    already ends in /openai is accepted too."""
     base = base_url.rstrip("/")
     if not base.endswith("/openai"):
         base += "/openai"
-    return f"{base}/deployments/{quote(deployment, safe='')}/chat/completions?api-version={quote(api_version, safe='')}"
+    return f"{base}/deployments/{quote(deployment, safe='')}/{operation}?api-version={quote(api_version, safe='')}"
+
+
+def chat_url(base_url: str, deployment: str, api_version: str) -> str:
+    return deployment_url(base_url, deployment, "chat/completions", api_version)
 
 
 def supports_stream_usage(api_version: str) -> bool:
@@ -81,6 +87,18 @@ class AzureOpenAIAdapter:
 
     def chat_response(self, body: bytes, target: str, model: str) -> dict[str, Any]:
         return _OPENAI.chat_response(body, target, model)
+
+    def embeddings_request(self, provider: ProviderConfig, api_key: str | None, model: str,
+                           request: dict[str, Any]) -> UpstreamRequest:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            headers["api-key"] = api_key
+        body = orjson.dumps({k: v for k, v in request.items() if k != "model"})
+        return UpstreamRequest("POST", deployment_url(provider.base_url, model, "embeddings", provider.api_version or ""),
+                               headers, body)
+
+    def embeddings_response(self, body: bytes, target: str, model: str) -> dict[str, Any]:
+        return _OPENAI.embeddings_response(body, target, model)
 
     def stream_translator(self, target: str, model: str) -> "AzureOpenAIStreamTranslator":
         return AzureOpenAIStreamTranslator(target)

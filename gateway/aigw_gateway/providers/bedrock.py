@@ -1,23 +1,20 @@
 """AWS Bedrock through the Converse API, translated to and from the canonical format.
 
 `POST {base}/model/{modelId}/converse` and `/converse-stream`; `base` is the regional endpoint
-`https://bedrock-runtime.{region}.amazonaws.com` unless the credential overrides it, and the
-model id (a foundation model, inference profile or ARN) is URL-encoded into the path.
+`https://bedrock-runtime.{region}.amazonaws.com` unless overridden; the model id (foundation
+model, inference profile or ARN) is percent-encoded into the path.
 
-Credentials: the ProviderCredential's Secret value is either
-- an access key pair `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`: every request is signed
-  with SigV4 (service `bedrock`, the credential's region) when it is built. Signing is a few
-  HMACs, so it lives here instead of pulling in botocore; tests re-sign with botocore and
-  drive the fake with boto3 to prove both agree;
-- a Bedrock API key (no colon): sent as `Authorization: Bearer <key>`.
+Credentials: the ProviderCredential's Secret value is either an access key pair
+`ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`, and then each request is SigV4-signed
+(service `bedrock`, the credential's region) as it is built -- a few HMACs, so done here rather
+than through botocore; tests re-sign with botocore and run boto3 against the fake -- or a
+Bedrock API key (no colon), sent as `Authorization: Bearer <key>`.
 
-Translation: system messages -> `system[{text}]`; user/assistant/tool messages -> alternating
-turns of content blocks (`text`, `image` from base64 data URLs, `toolUse`, `toolResult`);
-tools -> `toolConfig`; sampling -> `inferenceConfig`. Bedrock insists on a `toolConfig`
-whenever the history holds tool blocks, so one is derived from the history if the request has
-no tools. ConverseStream answers in AWS's binary event-stream encoding
-(`application/vnd.amazon.eventstream`), decoded here incrementally with CRC checks; exception
-events map to the gateway's errors like the equivalent HTTP statuses.
+Translation: system messages -> `system[{text}]`; the others -> alternating turns of `text`,
+`image` (base64 data URLs), `toolUse` and `toolResult` blocks; tools -> `toolConfig` (derived
+from the history when tool blocks appear without tools: Bedrock insists on one); sampling ->
+`inferenceConfig`. ConverseStream answers in AWS's binary event-stream encoding, decoded here
+incrementally with CRC checks; its exception events map like the equivalent HTTP statuses.
 """
 
 from __future__ import annotations
@@ -53,6 +50,9 @@ STREAM_EXCEPTION_STATUS = {
 }
 # Error types whose HTTP status would read as the client's fault but are the model's.
 ERROR_STATUS_OVERRIDES = {"ModelTimeoutException": 504, "ModelErrorException": 502, "ModelStreamErrorException": 502}
+# Model ids are percent-encoded minimally (":" stays, "/" of ARNs does not): the signature covers
+# the path as sent, and HTTP clients such as aiohttp/yarl decode a "%3A" back to ":" on the wire.
+_PATH_SAFE = ":@!$&'()*+,;="
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -75,7 +75,7 @@ def region_of(provider: ProviderConfig) -> str:
 def _canonical_host(parts: Any) -> str:
     host = parts.netloc.rpartition("@")[2].lower()
     default = ":443" if parts.scheme == "https" else ":80"
-    return host[: -len(default)] if host.endswith(default) else host
+    return host.removesuffix(default)
 
 
 def sigv4_headers(
@@ -84,8 +84,8 @@ def sigv4_headers(
     """`headers` plus x-amz-date, x-amz-security-token and a SigV4 `authorization`.
 
     `credential` is `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`. Signed: host, x-amz-*
-    and content-type. The canonical URI is the already-encoded path encoded once more, as
-    SigV4 wants for every service but S3.
+    and content-type. The canonical URI is the path exactly as it goes on the wire, encoded once
+    more, as SigV4 wants for every service but S3 (AWS re-encodes the raw path it receives).
     """
     access_key, _, rest = credential.partition(":")
     secret, _, token = rest.partition(":")
@@ -96,7 +96,7 @@ def sigv4_headers(
     if token:
         out["x-amz-security-token"] = token
     parts = urlsplit(url)
-    signed = {k.lower(): " ".join(v.split()) for k, v in out.items() if k.lower() in ("content-type",) or k.lower().startswith("x-amz-")}
+    signed = {k.lower(): " ".join(v.split()) for k, v in out.items() if k.lower() == "content-type" or k.lower().startswith("x-amz-")}
     signed["host"] = _canonical_host(parts)
     names = sorted(signed)
     canonical = "\n".join([
@@ -152,11 +152,9 @@ def _blocks(content: Any, param: str) -> list[dict[str, Any]]:
 
 
 def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
     if isinstance(content, list):
         return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+    return content if isinstance(content, str) else ""
 
 
 def _tool_use(call: Any, param: str) -> dict[str, Any]:
@@ -234,7 +232,7 @@ def _tool_config(request: dict[str, Any], turns: list[dict[str, Any]]) -> dict[s
         # Bedrock refuses tool blocks without a toolConfig; declare the tools the history used.
         tools = [{"toolSpec": {"name": n, "inputSchema": {"json": {"type": "object"}}}} for n in sorted(used)]
     if not tools or (choice == "none" and not (used or has_results)):
-        return None
+        return None  # with tool blocks in the history "none" cannot drop the toolConfig: left to the model
     config: dict[str, Any] = {"tools": tools}
     if choice == "required":
         config["toolChoice"] = {"any": {}}
@@ -258,8 +256,7 @@ def to_converse(request: dict[str, Any]) -> dict[str, Any]:
         if isinstance(request.get(field), (int, float)) and not isinstance(request[field], bool):
             inference[name] = request[field]
     stop = request.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
+    stop = [stop] if isinstance(stop, str) else stop
     if isinstance(stop, list) and stop:
         inference["stopSequences"] = [s for s in stop if isinstance(s, str)]
     if inference:
@@ -303,7 +300,7 @@ def from_converse(data: dict[str, Any], model: str, created: int) -> dict[str, A
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": FINISH_REASONS.get(data.get("stopReason"), "stop")}],
+        "choices": [{"index": 0, "message": message, "finish_reason": FINISH_REASONS.get(str(data.get("stopReason")), "stop")}],
         "usage": canonical_usage(usage if isinstance(usage, dict) else {}),
     }
 
@@ -327,14 +324,12 @@ class BedrockAdapter:
         self, provider: ProviderConfig, api_key: str | None, model: str, request: dict[str, Any], stream: bool
     ) -> UpstreamRequest:
         action = "converse-stream" if stream else "converse"
-        url = f"{provider.base_url.rstrip('/')}/model/{quote(model, safe='')}/{action}"
-        headers = {
-            "content-type": "application/json",
-            "accept": "application/vnd.amazon.eventstream" if stream else "application/json",
-        }
+        url = f"{provider.base_url.rstrip('/')}/model/{quote(model, safe=_PATH_SAFE)}/{action}"
+        headers = {"content-type": "application/json", "accept": "application/json"}
         if stream:
-            headers["accept-encoding"] = "identity"
+            headers.update({"accept": "application/vnd.amazon.eventstream", "accept-encoding": "identity"})
         body = orjson.dumps(to_converse(request))
+        api_key = api_key.strip() if api_key else None  # Secrets made from files often end in a newline
         if api_key and ":" in api_key:
             headers = sigv4_headers("POST", url, headers, body, api_key, region_of(provider), self.clock())
         elif api_key:
@@ -402,7 +397,10 @@ class EventStreamDecoder:
         return out
 
 
-_FIXED = {2: ">b", 3: ">h", 4: ">i", 5: ">q", 8: ">q"}
+_U16 = struct.Struct(">H")
+# fixed-size header value types: byte, short, int, long, timestamp (ms), uuid
+_FIXED = {2: struct.Struct(">b"), 3: struct.Struct(">h"), 4: struct.Struct(">i"), 5: struct.Struct(">q"),
+          8: struct.Struct(">q"), 9: struct.Struct("16s")}
 
 
 def _headers(buf: bytes, pos: int, end: int) -> dict[str, Any]:
@@ -410,27 +408,21 @@ def _headers(buf: bytes, pos: int, end: int) -> dict[str, Any]:
     try:
         while pos < end:
             name_len = buf[pos]
-            name = buf[pos + 1 : pos + 1 + name_len].decode()
-            kind = buf[pos + 1 + name_len]
+            name, kind = buf[pos + 1 : pos + 1 + name_len].decode(), buf[pos + 1 + name_len]
             pos += 2 + name_len
-            if kind in (0, 1):
+            if kind in (0, 1):  # booleans: the type is the value
                 value: Any = kind == 0
-            elif kind in _FIXED:
-                fmt = _FIXED[kind]
-                value = struct.unpack_from(fmt, buf, pos)[0]
-                pos += struct.calcsize(fmt)
-            elif kind in (6, 7):
-                (length,) = struct.unpack_from(">H", buf, pos)
-                raw = buf[pos + 2 : pos + 2 + length]
-                value = raw.decode() if kind == 7 else raw
+            elif kind in (6, 7):  # bytes, string
+                (length,) = _U16.unpack_from(buf, pos)
+                value = buf[pos + 2 : pos + 2 + length]
+                value = value.decode() if kind == 7 else value
                 pos += 2 + length
-            elif kind == 9:
-                value = buf[pos : pos + 16]
-                pos += 16
             else:
-                raise ValueError(f"unknown event-stream header type {kind}")
+                fixed = _FIXED[kind]
+                value = fixed.unpack_from(buf, pos)[0]
+                pos += fixed.size
             headers[name] = value
-    except (IndexError, struct.error, UnicodeDecodeError):
+    except (IndexError, KeyError, struct.error, UnicodeDecodeError):
         raise ValueError("malformed event-stream headers") from None
     if pos != end:
         raise ValueError("malformed event-stream headers")
@@ -483,9 +475,9 @@ class BedrockStreamTranslator:
         if not isinstance(data, dict):
             raise self._bad("a stream event that is not an object")
         if message_type == "exception":
-            kind = str(headers.get(":exception-type") or "")
-            detail = f"{kind}: {str(data.get('message') or data.get('Message') or '')[:300]}"
-            raise upstream_status_error(STREAM_EXCEPTION_STATUS.get(kind, 502), detail, None, self.target)
+            exception = str(headers.get(":exception-type") or "")
+            detail = f"{exception}: {str(data.get('message') or data.get('Message') or '')[:300]}"
+            raise upstream_status_error(STREAM_EXCEPTION_STATUS.get(exception, 502), detail, None, self.target)
         kind = headers.get(":event-type")
         if message_type != "event" or self.ended:
             return None
@@ -506,14 +498,14 @@ class BedrockStreamTranslator:
             if isinstance(delta.get("text"), str):
                 return self._chunk({"content": delta["text"]}) if delta["text"] else None
             if isinstance(delta.get("toolUse"), dict):
-                index = self.tools.get(data.get("contentBlockIndex", 0))
-                if index is None:
+                tool_index = self.tools.get(data.get("contentBlockIndex", 0))
+                if tool_index is None:
                     raise self._bad("tool input for a block that is not a toolUse")
                 fragment = delta["toolUse"].get("input") or ""
-                return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+                return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})
             return None  # reasoning, citations: not in the canonical format
         if kind == "messageStop":
-            self.finish_reason = FINISH_REASONS.get(data.get("stopReason"), "stop")
+            self.finish_reason = FINISH_REASONS.get(str(data.get("stopReason")), "stop")
             return self._final() if self.usage is not None else None
         if kind == "metadata":
             self.usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}

@@ -44,10 +44,7 @@ _OPTIONS = {
 def chat_url(base_url: str) -> str:
     """`{base}/api/chat`; a base URL configured with Ollama's `/v1` or `/api` suffix works too."""
     base = base_url.rstrip("/")
-    for suffix in ("/v1", "/api"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    return base + "/api/chat"
+    return base.removesuffix("/v1").removesuffix("/api") + "/api/chat"
 
 
 def ollama_error_detail(body: bytes) -> str | None:
