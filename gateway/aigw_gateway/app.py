@@ -37,12 +37,17 @@ def _make_source(state: GatewayState):
     raise ValueError("no config source: give files, a config directory or a ConfigMap/Secret")
 
 
-async def _follow_redis(state: GatewayState) -> None:
-    """Use --redis-url, or else the URL the loaded config carries; re-check on config swaps."""
+async def _follow_config(state: GatewayState) -> None:
+    """Apply what the loaded config decides outside the request path: the Redis URL (--redis-url
+    wins over the AIGateway's) and the Redis fail mode. Re-checked every 0.2 s."""
     while True:
         runtime = state.holder.current
-        await state.redis.use(state.settings.redis_url or (runtime.redis_url if runtime else None))
-        await asyncio.sleep(1.0)
+        url = state.settings.redis_url or (runtime.redis_url if runtime else None)
+        await state.redis.use(url)
+        await state.use_redis(url)
+        if runtime is not None:
+            state.limiter.fail_mode = runtime.config.settings.redis_fail_mode
+        await asyncio.sleep(0.2)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         source = _make_source(state)
         if not settings.redis_url:
             log.warning("no --redis-url/AIGW_REDIS_URL: limits are kept in memory, for this single process only")
-        tasks = [asyncio.create_task(source.run(), name="config-source"), asyncio.create_task(_follow_redis(state))]
+        tasks = [asyncio.create_task(source.run(), name="config-source"), asyncio.create_task(_follow_config(state))]
         try:
             yield
         finally:
@@ -63,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.gather(*tasks, return_exceptions=True)
             await state.client.aclose()
             await state.redis.close()
+            await state.use_redis(None)
 
     app = FastAPI(title="aigw gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = state

@@ -8,6 +8,7 @@ recorded once, when it ends (stats for the pod report, metrics, the access log).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,8 +23,9 @@ from starlette.responses import Response, StreamingResponse
 from aigw_config.config import RouteConfig, TargetConfig, TenantConfig
 
 from .auth import authenticate
-from .errors import GatewayError, InvalidRequest, ModelNotFound, PermissionDenied
+from .errors import BudgetExceeded, GatewayError, InvalidRequest, ModelNotFound, PermissionDenied, RateLimitExceeded
 from .ingress.base import Ingress, StreamEncoder
+from .limits import Admission, cost_usd, estimate_chat_tokens, estimate_embedding_tokens, format_usd
 from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
 from .state import GatewayState
@@ -31,6 +33,7 @@ from .telemetry.tracing import current_trace_id
 from .upstream import map_transport_error
 
 log = logging.getLogger("aigw.pipeline")
+_background: set[asyncio.Task] = set()
 access_log = logging.getLogger("aigw.access")
 
 
@@ -43,12 +46,16 @@ def resolve_route(runtime: Runtime, tenant: TenantConfig, model: str) -> RouteCo
     return route
 
 
+def _tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
+    if not usage:
+        return 0, 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
 def cost_of(target: TargetConfig | None, usage: dict[str, Any] | None) -> float:
     if target is None or target.pricing is None or not usage:
         return 0.0
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    return (prompt * target.pricing.input_per_million + completion * target.pricing.output_per_million) / 1_000_000
+    return cost_usd(target.pricing, *_tokens(usage))
 
 
 @dataclass
@@ -65,7 +72,33 @@ class Call:
     route: RouteConfig | None = None
     attempts: AttemptLog = field(default_factory=AttemptLog)
     usage: dict[str, Any] | None = None
+    admission: Admission | None = None
     finished: bool = False
+
+    async def admit(self, tokens: int) -> None:
+        try:
+            self.admission = await self.state.limiter.admit(self.tenant, tokens)
+        except RateLimitExceeded as err:
+            self.state.recorder.throttled(self.tenant.name, err.type)
+            raise
+        except BudgetExceeded:
+            self.state.recorder.throttled(self.tenant.name, "budget")
+            raise
+
+    async def settle(self) -> float:
+        """Charge the real usage (or keep the reservation when usage never came); the cost."""
+        if self.admission is None:
+            return 0.0
+        admission, self.admission = self.admission, None
+        cost = cost_of(self.attempts.target, self.usage)
+        if self.usage:
+            await self.state.limiter.settle(admission, *_tokens(self.usage), cost)
+        elif self.attempts.target is None:
+            await self.state.limiter.release(admission)  # nothing was served
+        return cost
+
+    def limit_headers(self) -> dict[str, str]:
+        return self.state.limiter.headers(self.admission) if self.admission is not None else {}
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aigw-attempts": str(self.attempts.attempts)}
@@ -121,17 +154,22 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         requested_model: str = canonical["model"]
         is_stream = bool(canonical.get("stream"))
         call.route = resolve_route(runtime, call.tenant, requested_model)
+        await call.admit(estimate_chat_tokens(canonical, runtime.config.settings.max_tokens_estimate))
+        limit_headers = call.limit_headers()
         result = await state.executor.run(runtime, call.route, canonical, is_stream, call.attempts)
     except GatewayError as err:
+        await call.settle()
         call.finish(err.status_code)
         raise
     if isinstance(result, Completed):
         call.usage = result.response.get("usage")
         body_out = ingress.render_response(result.response, requested_model)
+        cost = await call.settle()
         call.finish(200)
-        return Response(orjson.dumps(body_out), media_type="application/json", headers=call.headers())
+        headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
+        return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
     encoder = ingress.stream_encoder(requested_model, canonical)
-    headers = {**call.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"}
+    headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(_relay(result, encoder, call), media_type=ingress.stream_media_type, headers=headers)
 
 
@@ -146,14 +184,19 @@ async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]
         if not isinstance(body.get("input"), (str, list)) or not body["input"]:
             raise InvalidRequest("'input' is required: a string or an array", param="input")
         call.route = resolve_route(runtime, call.tenant, model)
+        await call.admit(estimate_embedding_tokens(body))
+        limit_headers = call.limit_headers()
         result = await state.executor.run(runtime, call.route, body, False, call.attempts, operation="embeddings")
     except GatewayError as err:
+        await call.settle()
         call.finish(err.status_code)
         raise
     assert isinstance(result, Completed)
     call.usage = result.response.get("usage")
+    cost = await call.settle()
     call.finish(200)
-    return Response(orjson.dumps(result.response), media_type="application/json", headers=call.headers())
+    headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
+    return Response(orjson.dumps(result.response), media_type="application/json", headers=headers)
 
 
 async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call) -> AsyncIterator[bytes]:
@@ -198,3 +241,7 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call) -> Async
     finally:
         call.finish(status)
         await stream.close()
+        # Settle detached: this generator may be finishing because its task was cancelled.
+        task = asyncio.get_running_loop().create_task(call.settle())
+        _background.add(task)
+        task.add_done_callback(_background.discard)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from .errors import NotReady
+from .limits import Limiter, MemoryStore, RedisStore
 from .redis_link import RedisLink
 from .routing.executor import Executor
 from .routing.health import HealthRegistry
@@ -26,9 +27,21 @@ class GatewayState:
     stats: TrafficStats = field(default_factory=TrafficStats)
     executor: Executor | None = None
     recorder: Recorder | None = None
+    limiter: Limiter = field(default_factory=lambda: Limiter(MemoryStore()))
+    limits_url: str | None = None
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
+
+    async def use_redis(self, url: str | None) -> None:
+        """Point the limiter at Redis (shared by every worker and replica) or at process memory."""
+        if url == self.limits_url:
+            return
+        old = self.limiter.store
+        self.limiter.store = RedisStore.from_url(url) if url else MemoryStore()
+        self.limits_url = url
+        if isinstance(old, RedisStore):
+            await old.aclose()
 
     def start(self, client: httpx.AsyncClient) -> None:
         self.client = client

@@ -28,6 +28,9 @@ async def readyz(request: Request) -> Response:
     redis = await state.redis.ping()
     if runtime is None:
         return _json({"status": "not ready", "reason": state.holder.last_error or "no config loaded yet", "redis": redis}, 503)
+    wanted = state.settings.redis_url or runtime.redis_url
+    if wanted != state.limits_url:
+        return _json({"status": "not ready", "reason": "limits store is switching to the configured Redis", "redis": redis}, 503)
     body = {
         "status": "ready",
         "generation": runtime.generation,
@@ -35,6 +38,7 @@ async def readyz(request: Request) -> Response:
         "routes": len(runtime.config.routes),
         "tenants": len(runtime.config.tenants),
         "redis": redis,
+        "limits": "redis" if state.limits_url else "memory",
     }
     if state.holder.last_error:
         body["lastError"] = state.holder.last_error

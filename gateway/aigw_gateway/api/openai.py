@@ -30,6 +30,14 @@ async def embeddings(request: Request) -> Response:
     return await pipeline.embeddings(state, request, body)
 
 
+@router.get("/v1/usage")
+async def usage(request: Request) -> Response:
+    """Limits and spend of the calling key's tenant (shared across replicas when Redis is used)."""
+    state = state_of(request)
+    tenant = authenticate(state.runtime(), request.headers)
+    return Response(orjson.dumps(await state.limiter.usage(tenant)), media_type="application/json")
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     runtime = state_of(request).runtime()
