@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -15,9 +16,11 @@ from starlette.responses import Response
 from .api import anthropic, gemini, health, internal, openai
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, MethodNotAllowed, NotFound
+from .logs import configure_logging
 from .middleware.request_context import RequestContextMiddleware
 from .middleware.tracing import TracingMiddleware
-from .settings import Settings
+from .settings import SETTINGS_ENV, Settings, settings_from_json
+from .telemetry.tracing import configure_from_env
 from .state import GatewayState
 from .upstream import create_client
 
@@ -55,7 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_from_env()
         state.start(create_client())
+        await state.use_redis(settings.redis_url)
         source = _make_source(state)
         if not settings.redis_url:
             log.warning("no --redis-url/AIGW_REDIS_URL: limits are kept in memory, for this single process only")
@@ -91,3 +96,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TracingMiddleware)  # outermost: the span covers error rendering too
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `aigw serve --workers N` (settings passed by the parent)."""
+    settings = settings_from_json(os.environ[SETTINGS_ENV])
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -5,26 +5,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
-from .settings import KubeTarget, Settings, redis_url_from_env
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every request at INFO: that is hot-path I/O, and the URL is ours to log, not its.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+from .logs import configure_logging
+from .settings import SETTINGS_ENV, KubeTarget, Settings, redis_url_from_env, settings_to_json
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from .app import create_app
 
     sources = sum(bool(x) for x in (args.files, args.config_dir, args.kube_configmap))
     if sources != 1:
@@ -47,22 +39,34 @@ def _serve(args: argparse.Namespace) -> int:
         redis_url=args.redis_url or redis_url_from_env(),
         graceful_timeout=args.graceful_timeout,
         log_level=args.log_level,
+        access_log=args.access_log,
+        workers=args.workers,
+        pod_name=args.pod_name or os.environ.get("POD_NAME", "") or socket.gethostname(),
+        report_token=args.report_token or os.environ.get("AIGW_REPORT_TOKEN") or None,
     )
-    _configure_logging(args.log_level)
-    logging.getLogger("aigw").info("aigw gateway on http://%s:%d, config from %s", args.host, args.port, settings.source_description())
-    config = uvicorn.Config(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=int(args.graceful_timeout),
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    configure_logging(args.log_level)
+    logging.getLogger("aigw").info("aigw gateway on http://%s:%d (%d worker%s), config from %s", args.host, args.port,
+                                   args.workers, "s" if args.workers > 1 else "", settings.source_description())
+    common = dict(host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+                  log_level=args.log_level, timeout_graceful_shutdown=int(args.graceful_timeout), server_header=False)
+    if args.workers > 1:
+        # Workers are separate processes: they rebuild the app from the environment, and
+        # Prometheus keeps their values in files that /metrics merges.
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aigw-metrics-")
+        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+        for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+            stale.unlink()
+        os.environ[SETTINGS_ENV] = settings_to_json(settings)
+        if not settings.redis_url:
+            logging.getLogger("aigw").warning("%d workers without Redis: each worker keeps its own limits", args.workers)
+        uvicorn.run("aigw_gateway.app:app_from_env", factory=True, workers=args.workers, **common)
+        return 0
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    from .app import create_app  # imported late: metrics are created at import, after the env is set
+
+    uvicorn.Server(uvicorn.Config(create_app(settings), **common)).run()
     return 0
 
 
@@ -125,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help="Redis for shared limits (also AIGW_REDIS_URL)")
     serve.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to finish in-flight requests on SIGTERM")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (recommended: one per core)")
+    serve.add_argument("--access-log", action="store_true", help="one JSON line per request (with trace id)")
+    serve.add_argument("--pod-name", help="name in the pod report (default: $POD_NAME or the host name)")
+    serve.add_argument("--report-token", help="bearer token for /internal/report (default: the config's, "
+                                              "or $AIGW_REPORT_TOKEN)")
 
     rend = sub.add_parser("render", help="render CR YAML into the gateway config, offline")
     rend.add_argument("-f", "--file", dest="files", action="append", required=True, metavar="PATH")

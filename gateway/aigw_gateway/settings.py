@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
+
+SETTINGS_ENV = "AIGW_SERVE_SETTINGS"
 
 
 @dataclass(frozen=True)
@@ -43,3 +47,15 @@ class Settings:
 
 def redis_url_from_env() -> str | None:
     return os.environ.get("AIGW_REDIS_URL") or None
+
+
+def settings_to_json(settings: Settings) -> str:
+    return json.dumps(dataclasses.asdict(settings))
+
+
+def settings_from_json(text: str) -> Settings:
+    data = json.loads(text)
+    data["files"] = tuple(data.get("files") or ())
+    if data.get("kube"):
+        data["kube"] = KubeTarget(**data["kube"])
+    return Settings(**data)
