@@ -15,14 +15,16 @@ from starlette.responses import Response
 
 from .api import anthropic, gemini, health, internal, openai
 from .config_source import DirSource, FileSource
-from .errors import GatewayError, MethodNotAllowed, NotFound
+from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
 from .logs import configure_logging
-from .middleware.request_context import RequestContextMiddleware
+from .middleware.request_context import RequestContextMiddleware, error_format_for
+from .middleware.fast_lane import FastLane
 from .middleware.tracing import TracingMiddleware
+from starlette.types import ASGIApp
 from .settings import SETTINGS_ENV, Settings, settings_from_json
 from .telemetry.tracing import configure_from_env
 from .state import GatewayState
-from .upstream import create_client
+from .upstream import UpstreamClient
 
 log = logging.getLogger("aigw")
 
@@ -53,13 +55,13 @@ async def _follow_config(state: GatewayState) -> None:
         await asyncio.sleep(0.2)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings) -> ASGIApp:
     state = GatewayState(settings=settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_from_env()
-        state.start(create_client())
+        state.start(UpstreamClient())
         await state.use_redis(settings.redis_url)
         source = _make_source(state)
         if not settings.redis_url:
@@ -83,6 +85,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(gemini.router)
     app.include_router(internal.router)
 
+    def error_response(request: Request, err: GatewayError) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        body = render_error(err, request_id, error_format_for(request.url.path))
+        return Response(body, status_code=err.status_code, media_type="application/json", headers=err.headers)
+
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        return error_response(request, exc)
+
     async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
         err: GatewayError
         if exc.status_code == 405:
@@ -90,15 +100,32 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
         err.status_code = exc.status_code
-        raise err
+        return error_response(request, err)
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        log.error("request %s failed with an unexpected error", request_id, exc_info=exc)
+        return error_response(request, InternalError("internal error; see the gateway log for this request id"))
+
+    # FastAPI's own routes (probes, /metrics, model lists) render errors here, inside its
+    # ServerErrorMiddleware; the fast lane's errors reach RequestContextMiddleware.
+    app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(StarletteHTTPException, http_exception)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(TracingMiddleware)  # outermost: the span covers error rendering too
-    return app
+    app.add_exception_handler(Exception, unexpected)
+    lane = FastLane(
+        app,
+        {
+            ("POST", "/v1/chat/completions"): openai.chat_completions,
+            ("POST", "/v1/embeddings"): openai.embeddings,
+            ("POST", "/v1/messages"): anthropic.messages,
+        },
+        (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
+    )
+    # Outermost first: the span covers error rendering; every response gets a request id.
+    return TracingMiddleware(RequestContextMiddleware(lane))
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ASGIApp:
     """The app of one worker process of `aigw serve --workers N` (settings passed by the parent)."""
     settings = settings_from_json(os.environ[SETTINGS_ENV])
     configure_logging(settings.log_level)

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -30,7 +29,7 @@ from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
 from .state import GatewayState
 from .telemetry.tracing import current_trace_id
-from .upstream import map_transport_error
+from .upstream import TRANSPORT_ERRORS, map_transport_error
 
 log = logging.getLogger("aigw.pipeline")
 _background: set[asyncio.Task] = set()
@@ -228,7 +227,7 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call) -> Async
             log.warning("request %s: stream from %s failed after the first byte: %s", call.request_id, label, err.code)
             yield encoder.error(err, call.request_id)
             return
-        except (httpx.HTTPError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             err = map_transport_error(exc, label)
             status = err.status_code
             log.warning("request %s: stream from %s broke after the first byte: %s", call.request_id, label, err.code)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import httpx
-
 from .errors import NotReady
 from .limits import Limiter, MemoryStore, RedisStore
 from .redis_link import RedisLink
@@ -15,13 +13,14 @@ from .runtime import Runtime, RuntimeHolder
 from .settings import Settings
 from .telemetry.recorder import Recorder
 from .telemetry.stats import TrafficStats
+from .upstream import UpstreamClient
 
 
 @dataclass
 class GatewayState:
     settings: Settings
     holder: RuntimeHolder = field(default_factory=RuntimeHolder)
-    client: httpx.AsyncClient | None = None
+    client: UpstreamClient | None = None
     redis: RedisLink = field(default_factory=RedisLink)
     health: HealthRegistry = field(default_factory=HealthRegistry)
     stats: TrafficStats = field(default_factory=TrafficStats)
@@ -43,7 +42,7 @@ class GatewayState:
         if isinstance(old, RedisStore):
             await old.aclose()
 
-    def start(self, client: httpx.AsyncClient) -> None:
+    def start(self, client: UpstreamClient) -> None:
         self.client = client
         self.executor = Executor(client, self.health, self.recorder)
 

@@ -1,6 +1,6 @@
 """Fixtures for the Azure OpenAI, Ollama and Bedrock fakes, and helpers that drive an adapter
 against a fake over real HTTP the way the gateway does: through the gateway's own upstream
-client (`aigw_gateway.upstream.create_client`, httpx on aiohttp), whose URL normalisation is
+client (`aigw_gateway.upstream.UpstreamClient`, aiohttp with URLs sent as built), whose URL handling is
 part of what an adapter must get right (it sends a `%3A` in a path as `:`).
 
 Import what you use into a test module (they are not registered in the root conftest)::
@@ -26,7 +26,7 @@ import pytest
 
 from aigw_config.config import ProviderConfig
 from aigw_gateway.providers.base import ProviderAdapter, StreamTranslator
-from aigw_gateway.upstream import create_client
+from aigw_gateway.upstream import TRANSPORT_ERRORS, UpstreamClient, map_transport_error
 from tests.fakes.azure_openai_provider import FakeAzureOpenAI
 from tests.fakes.bedrock_provider import FakeBedrock
 from tests.fakes.ollama_provider import FakeOllama
@@ -43,7 +43,7 @@ AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYFAKEKEY0001"
 AWS_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEFAKE/session+token=="
 AWS_KEYS = f"{AWS_ACCESS_KEY_ID}:{AWS_SECRET_ACCESS_KEY}:{AWS_SESSION_TOKEN}"
 BEDROCK_API_KEY = "ABSKQmVkcm9ja0FQSUtleS1mYWtlLWtleQ=="
-HTTP_TIMEOUT = httpx.Timeout(10.0)
+HTTP_TIMEOUT = 10.0
 
 
 @pytest.fixture
@@ -75,11 +75,17 @@ async def send_unary(
 ) -> dict[str, Any]:
     """The canonical response, or the adapter's GatewayError raised for a non-2xx answer."""
     up = adapter.chat_request(provider, api_key, model, request, False)
-    async with create_client() as client:
-        resp = await client.request(up.method, up.url, headers=up.headers, content=up.content, timeout=HTTP_TIMEOUT)
-    if not 200 <= resp.status_code < 300:
-        raise adapter.error_for(resp.status_code, resp.content, dict(resp.headers), target)
-    return adapter.chat_response(resp.content, target, model)
+    client = UpstreamClient()
+    try:
+        resp = await client.send(up, connect_timeout=HTTP_TIMEOUT, read_timeout=HTTP_TIMEOUT)
+        body = await resp.read()
+    except TRANSPORT_ERRORS as exc:  # mapped as the gateway maps them
+        raise map_transport_error(exc, target) from None
+    finally:
+        await client.aclose()
+    if not 200 <= resp.status < 300:
+        raise adapter.error_for(resp.status, body, resp.headers, target)
+    return adapter.chat_response(body, target, model)
 
 
 async def send_stream(
@@ -91,14 +97,20 @@ async def send_stream(
     translator = adapter.stream_translator(target, model)
     chunks: list[dict[str, Any]] = []
     raw = bytearray()
-    async with create_client() as client:
-        async with client.stream(up.method, up.url, headers=up.headers, content=up.content, timeout=HTTP_TIMEOUT) as resp:
-            if not 200 <= resp.status_code < 300:
-                body = await resp.aread()
-                raise adapter.error_for(resp.status_code, body, dict(resp.headers), target)
-            async for piece in resp.aiter_raw():
-                raw += piece
-                chunks.extend(translator.feed(piece))
+    client = UpstreamClient()
+    try:
+        resp = await client.send(up, connect_timeout=HTTP_TIMEOUT, read_timeout=HTTP_TIMEOUT)
+        if not 200 <= resp.status < 300:
+            body = await resp.read()
+            raise adapter.error_for(resp.status, body, resp.headers, target)
+        async for piece in resp.iter_chunks():
+            raw += piece
+            chunks.extend(translator.feed(piece))
+        await resp.aclose()
+    except TRANSPORT_ERRORS as exc:  # mapped as the gateway maps them
+        raise map_transport_error(exc, target) from None
+    finally:
+        await client.aclose()
     chunks.extend(translator.finish())
     return chunks, bytes(raw)
 

@@ -220,7 +220,7 @@ async def test_garbage_is_a_bad_response(fake_ollama, stream):
 
 async def test_stream_cut_before_the_done_line_never_ends_quietly(fake_ollama):
     fake_ollama.script(Behaviour(disconnect_after_chunks=2))
-    with pytest.raises((UpstreamBadResponse, httpx.HTTPError)):
+    with pytest.raises((UpstreamBadResponse, UpstreamError)):
         await send_stream(ADAPTER, provider(fake_ollama), None, "fake", {"messages": MSG})
     translator = OllamaStreamTranslator("t", "fake", 0)
     translator.feed(b'{"model":"fake","message":{"role":"assistant","content":"a"},"done":false}\n')

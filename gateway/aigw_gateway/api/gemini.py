@@ -20,7 +20,7 @@ router = APIRouter()
 _ACTIONS = {"generateContent": False, "streamGenerateContent": True}
 
 
-async def _generate(request: Request, target: str) -> Response:
+async def generate(request: Request, target: str) -> Response:
     model, _, action = target.rpartition(":")
     if action not in _ACTIONS or not model:
         raise NotFound(f"no such method: models/{target}; supported: generateContent, streamGenerateContent")
@@ -31,12 +31,12 @@ async def _generate(request: Request, target: str) -> Response:
 
 @router.post("/v1beta/models/{target:path}")
 async def generate_v1beta(request: Request, target: str) -> Response:
-    return await _generate(request, target)
+    return await generate(request, target)
 
 
 @router.post("/v1/models/{target:path}")
 async def generate_v1(request: Request, target: str) -> Response:
-    return await _generate(request, target)
+    return await generate(request, target)
 
 
 @router.get("/v1beta/models")

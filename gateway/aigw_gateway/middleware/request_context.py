@@ -78,6 +78,9 @@ class RequestContextMiddleware:
                 return
             await send_error(send, err, request_id, error_format_for(scope["path"]))
         except Exception:
+            if started:  # already answered (and logged) by the app's own error handler
+                log.debug("request %s: error after the response started", request_id, exc_info=True)
+                return
             log.exception("request %s failed with an unexpected error", request_id)
             if not started:
                 err = InternalError("internal error; see the gateway log for this request id")

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 
 from aigw_config.config import ProviderConfig, RouteConfig, TargetConfig
 
@@ -28,7 +27,7 @@ from ..errors import GatewayError, UpstreamBadResponse, UpstreamError
 from ..providers import adapter_for
 from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
 from ..runtime import Runtime
-from ..upstream import map_transport_error
+from ..upstream import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, map_transport_error
 from ..telemetry.tracing import tracer
 from .health import HealthRegistry
 from .strategies import order_targets
@@ -69,7 +68,7 @@ class Streaming:
     first: list[dict[str, Any]]
     rest: AsyncIterator[bytes]
     translator: StreamTranslator
-    response: httpx.Response
+    response: UpstreamResponse
     target: TargetConfig
     provider: ProviderConfig
 
@@ -109,7 +108,7 @@ def _backoff(route: RouteConfig, retry_index: int, err: GatewayError, rng: rando
 
 
 class Executor:
-    def __init__(self, client: httpx.AsyncClient, health: HealthRegistry, recorder=None,
+    def __init__(self, client: UpstreamClient, health: HealthRegistry, recorder=None,
                  rng: random.Random | None = None) -> None:
         self.client = client
         self.health = health
@@ -199,38 +198,37 @@ class Executor:
             last = AllTargetsUnavailable(f"every target of route {route.name} has an open circuit; try again later")
         raise last
 
-    def _http_request(self, upstream: UpstreamRequest, route: RouteConfig) -> httpx.Request:
+    def _send(self, upstream: UpstreamRequest, route: RouteConfig):
         timeouts = route.timeouts
-        return self.client.build_request(
-            upstream.method, upstream.url, headers=upstream.headers, content=upstream.content,
-            timeout=httpx.Timeout(timeouts.request_seconds, connect=min(timeouts.first_byte_seconds, 10.0)),
-        )
+        return self.client.send(upstream, connect_timeout=min(timeouts.first_byte_seconds, 10.0),
+                                read_timeout=timeouts.request_seconds)
 
     async def _unary(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
                      target: TargetConfig, provider: ProviderConfig, operation: str) -> Completed:
         label = _label(target)
         try:
             async with asyncio.timeout(route.timeouts.request_seconds):
-                resp = await self.client.send(self._http_request(upstream, route))
-        except (httpx.HTTPError, TimeoutError) as exc:
+                resp = await self._send(upstream, route)
+                body = await resp.read()
+        except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, label) from None
-        if not 200 <= resp.status_code < 300:
-            raise adapter.error_for(resp.status_code, resp.content, dict(resp.headers), label)
+        if not 200 <= resp.status < 300:
+            raise adapter.error_for(resp.status, body, resp.headers, label)
         parse = adapter.chat_response if operation == "chat" else adapter.embeddings_response
-        return Completed(parse(resp.content, label, target.model), target, provider)
+        return Completed(parse(body, label, target.model), target, provider)
 
     async def _stream(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
                       target: TargetConfig, provider: ProviderConfig) -> Streaming:
         label = _label(target)
-        resp: httpx.Response | None = None
+        resp: UpstreamResponse | None = None
         try:
             async with asyncio.timeout(route.timeouts.first_byte_seconds):
-                resp = await self.client.send(self._http_request(upstream, route), stream=True)
-                if not 200 <= resp.status_code < 300:
-                    body = await resp.aread()
-                    raise adapter.error_for(resp.status_code, body, dict(resp.headers), label)
+                resp = await self._send(upstream, route)
+                if not 200 <= resp.status < 300:
+                    body = await resp.read()
+                    raise adapter.error_for(resp.status, body, resp.headers, label)
                 translator = adapter.stream_translator(label, target.model)
-                rest = resp.aiter_bytes()
+                rest = resp.iter_chunks()
                 first: list[dict[str, Any]] = []
                 # Commit to this target only once a chunk with substance arrived: a bare role
                 # chunk followed by a reset or a stall still fails over invisibly.
@@ -246,7 +244,7 @@ class Executor:
             if resp is not None:
                 await resp.aclose()
             raise
-        except (httpx.HTTPError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             if resp is not None:
                 await resp.aclose()
             raise map_transport_error(exc, label) from None
