@@ -72,7 +72,30 @@ class Call:
     attempts: AttemptLog = field(default_factory=AttemptLog)
     usage: dict[str, Any] | None = None
     admission: Admission | None = None
+    guard: Any = None  # the request's combined guardrail policy, or None
+    restore: Any = None
+    flags: tuple[str, ...] = ()
     finished: bool = False
+
+    def guard_input(self, runtime: Runtime, request: dict[str, Any]) -> dict[str, Any]:
+        """Input guardrails of the route and the tenant; the (possibly masked) request."""
+        self.guard = self.state.guardrails.for_request(runtime.config, self.route.guardrail_policy,
+                                                       self.tenant.guardrail_policy)
+        if self.guard is None:
+            return request
+        result = self.guard.scan_request(request)
+        self.restore, self.flags = result.restore, result.flags
+        return result.request
+
+    def guard_output(self, response: dict[str, Any]) -> dict[str, Any]:
+        if self.guard is None or not self.guard.output_active(self.restore):
+            return response
+        return self.guard.filter_response(response, self.restore)
+
+    def stream_guard(self):
+        if self.guard is None or not self.guard.output_active(self.restore):
+            return None
+        return self.guard.stream_filter(self.restore)
 
     async def admit(self, tokens: int) -> None:
         try:
@@ -101,6 +124,8 @@ class Call:
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aigw-attempts": str(self.attempts.attempts)}
+        if self.flags:
+            headers["x-aigw-guardrail-flags"] = ",".join(self.flags)
         if self.route is not None:
             headers["x-aigw-route"] = self.route.name
         target = self.attempts.target
@@ -155,7 +180,10 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         call.route = resolve_route(runtime, call.tenant, requested_model)
         await call.admit(estimate_chat_tokens(canonical, runtime.config.settings.max_tokens_estimate))
         limit_headers = call.limit_headers()
-        result = await state.executor.run(runtime, call.route, canonical, is_stream, call.attempts)
+        upstream_request = call.guard_input(runtime, canonical)
+        result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
+        if isinstance(result, Completed):
+            result.response = call.guard_output(result.response)
     except GatewayError as err:
         await call.settle()
         call.finish(err.status_code)
@@ -169,7 +197,8 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
     encoder = ingress.stream_encoder(requested_model, canonical)
     headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
-    return StreamingResponse(_relay(result, encoder, call), media_type=ingress.stream_media_type, headers=headers)
+    return StreamingResponse(_relay(result, encoder, call, call.stream_guard()), media_type=ingress.stream_media_type,
+                             headers=headers)
 
 
 async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]) -> Response:
@@ -183,6 +212,7 @@ async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]
         if not isinstance(body.get("input"), (str, list)) or not body["input"]:
             raise InvalidRequest("'input' is required: a string or an array", param="input")
         call.route = resolve_route(runtime, call.tenant, model)
+        body = _guard_embedding_input(call, runtime, body)
         await call.admit(estimate_embedding_tokens(body))
         limit_headers = call.limit_headers()
         result = await state.executor.run(runtime, call.route, body, False, call.attempts, operation="embeddings")
@@ -198,31 +228,50 @@ async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]
     return Response(orjson.dumps(result.response), media_type="application/json", headers=headers)
 
 
-async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call) -> AsyncIterator[bytes]:
+def _guard_embedding_input(call: Call, runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    guard = call.state.guardrails.for_request(runtime.config, call.route.guardrail_policy, call.tenant.guardrail_policy)
+    if guard is None:
+        return body
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    masked = []
+    for text in texts:
+        if isinstance(text, str):
+            result = guard.scan_request({"messages": [{"role": "user", "content": text}]})
+            masked.append(result.request["messages"][0]["content"])
+            call.flags += tuple(f for f in result.flags if f not in call.flags)
+        else:
+            masked.append(text)  # token arrays carry no text to scan
+    return {**body, "input": masked if isinstance(body["input"], list) else masked[0]}
+
+
+async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=None) -> AsyncIterator[bytes]:
     label = f"{stream.target.credential}/{stream.target.model}"
     status = 200
-    try:
-        for chunk in stream.first:
+
+    def encode(chunks) -> bytes:
+        out = b""
+        for chunk in chunks:
             if chunk.get("usage"):
                 call.usage = chunk["usage"]
-            out = encoder.chunk(chunk)
+            for safe in (guard.feed(chunk) if guard is not None else (chunk,)):
+                out += encoder.chunk(safe)
+        return out
+
+    try:
+        try:
+            out = encode(stream.first)
             if out:
                 yield out
-        try:
             async for data in stream.rest:
-                for chunk in stream.translator.feed(data):
-                    if chunk.get("usage"):
-                        call.usage = chunk["usage"]
-                    out = encoder.chunk(chunk)
-                    if out:
-                        yield out
-            for chunk in stream.translator.finish():
-                if chunk.get("usage"):
-                    call.usage = chunk["usage"]
-                out = encoder.chunk(chunk)
+                out = encode(stream.translator.feed(data))
                 if out:
                     yield out
-        except GatewayError as err:
+            out = encode(stream.translator.finish())
+            if guard is not None:
+                out += b"".join(encoder.chunk(c) for c in guard.flush())
+            if out:
+                yield out
+        except GatewayError as err:  # an upstream error event, a broken stream, or a guardrail block
             status = err.status_code
             log.warning("request %s: stream from %s failed after the first byte: %s", call.request_id, label, err.code)
             yield encoder.error(err, call.request_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import NotReady
+from .guardrails.registry import PolicyRegistry
 from .limits import Limiter, MemoryStore, RedisStore
 from .redis_link import RedisLink
 from .routing.executor import Executor
@@ -27,6 +28,7 @@ class GatewayState:
     executor: Executor | None = None
     recorder: Recorder | None = None
     limiter: Limiter = field(default_factory=lambda: Limiter(MemoryStore()))
+    guardrails: PolicyRegistry = field(default_factory=PolicyRegistry)
     limits_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -45,6 +47,9 @@ class GatewayState:
     def start(self, client: UpstreamClient) -> None:
         self.client = client
         self.executor = Executor(client, self.health, self.recorder)
+
+    def guardrail_counts(self) -> dict[str, dict[str, int]]:
+        return self.guardrails.counts()
 
     def runtime(self) -> Runtime:
         runtime = self.holder.current

@@ -27,6 +27,7 @@ router = APIRouter()
 async def prometheus(request: Request) -> Response:
     state = state_of(request)
     state.recorder.refresh_gauges()
+    state.recorder.export_guardrails(state.guardrail_counts())
     if state.holder.current is not None:
         metrics.CONFIG_GENERATION.set(state.holder.current.generation)
     body, content_type = metrics.exposition()

@@ -15,6 +15,7 @@ class Recorder:
     def __init__(self, stats: TrafficStats, health: HealthRegistry) -> None:
         self.stats = stats
         self.health = health
+        self._exported: dict[tuple[str, str], int] = {}
 
     def attempt(self, route: RouteConfig, target: TargetConfig, provider_type: str, seconds: float,
                 error_code: str | None, operation: str) -> None:
@@ -58,6 +59,16 @@ class Recorder:
     def throttled(self, tenant: str, kind: str) -> None:
         self.stats.tenant(tenant).throttled += 1
         metrics.RATELIMIT_REJECTIONS.labels(tenant, kind).inc()
+
+    def export_guardrails(self, counts: dict[str, dict[str, int]]) -> None:
+        """Counters kept by the compiled policies -> aigw_guardrail_actions_total (at scrape time)."""
+        for policy, by_key in counts.items():
+            for key, total in by_key.items():
+                detector, _, action = key.rpartition("/")
+                seen = self._exported.get((policy, key), 0)
+                if total > seen:
+                    metrics.GUARDRAIL_ACTIONS.labels(policy, detector, action).inc(total - seen)
+                    self._exported[(policy, key)] = total
 
     def refresh_gauges(self) -> None:
         """At scrape time: circuit states (no hot-path cost)."""
