@@ -8,7 +8,7 @@ pydantic validator (enforced by `aigw serve -f`, `aigw render` and the operator)
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -375,6 +375,49 @@ class GatewayBehaviour(SpecModel):
     )
 
 
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$", max_length=32)]
+
+
+class ResourceRequirements(SpecModel):
+    """CPU and memory of each gateway container (Kubernetes quantities as strings, e.g. "500m", "256Mi")."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Requests (cpu, memory).")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Limits (cpu, memory).")
+
+
+class Autoscaling(RuledSpec):
+    """A HorizontalPodAutoscaler on CPU; spec.replicas is then the autoscaler's to set."""
+
+    min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest replicas.")
+    max_replicas: int = Field(ge=1, le=100, description="Most replicas.")
+    target_cpu_utilization_percentage: int = Field(
+        default=70, ge=1, le=100, alias="targetCPUUtilizationPercentage", description="Average CPU target."
+    )
+
+    CEL_RULES: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.maxReplicas >= self.minReplicas",
+            "maxReplicas must be at least minReplicas",
+            lambda s: s.max_replicas >= s.min_replicas,
+        ),
+    )
+
+
+class DisruptionBudget(RuledSpec):
+    """A PodDisruptionBudget for the gateway pods: give one of the two."""
+
+    min_available: int | None = Field(default=None, ge=0, description="Pods that must stay up.")
+    max_unavailable: int | None = Field(default=None, ge=0, description="Pods that may be down at once.")
+
+    CEL_RULES: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "has(self.minAvailable) != has(self.maxUnavailable)",
+            "give exactly one of minAvailable and maxUnavailable",
+            lambda s: (s.min_available is None) != (s.max_unavailable is None),
+        ),
+    )
+
+
 class AIGatewaySpec(SpecModel):
     """A gateway deployment and the objects it serves."""
 
@@ -386,6 +429,9 @@ class AIGatewaySpec(SpecModel):
         default_factory=LabelSelector, description="Selects the other aigw objects of the namespace; empty: all."
     )
     gateway: GatewayBehaviour = Field(default_factory=GatewayBehaviour, description="Request handling settings.")
+    resources: ResourceRequirements | None = Field(default=None, description="Container resources; a small default otherwise.")
+    autoscaling: Autoscaling | None = Field(default=None, description="Optional HorizontalPodAutoscaler.")
+    pod_disruption_budget: DisruptionBudget | None = Field(default=None, description="Optional PodDisruptionBudget.")
 
 
 SPEC_MODELS: dict[str, type[SpecModel]] = {

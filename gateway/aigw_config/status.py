@@ -1,8 +1,23 @@
 """Status models: conditions and the per-kind status documents.
 
-The operator is the one writer of `observedGeneration` and `conditions`. Later fields (served
-generation per pod, rates, spend) are written by the status aggregator; kopf keeps its own
-progress under `status.kopf`, which is why status models allow unknown fields.
+Writers, one per field:
+- the renderer (operator reconciler): `observedGeneration`, the `Accepted` condition and the
+  AIGateway's rendered-config fields (`configGeneration`, `configHash`, `routes`, `tenants`);
+- the status aggregator (operator timer over the pod reports): the live fields below and the
+  `Ready` and `Degraded` conditions;
+- kopf keeps its own progress under `status.kopf`, which is why status models allow unknown fields.
+
+Condition vocabulary (type: reasons):
+- Accepted: Accepted, PartiallyResolved (True); Invalid, SecretNotFound, RefNotFound, Conflict,
+  NotSelected, TooLarge (False).
+- Ready: Serving (True: every reporting pod serves the current config generation);
+  RolloutInProgress (some pods serve an older generation, or fewer pods are ready than wanted),
+  NoReadyPods (no ready pod reports), NotServed (the object is in no rendered config) (False).
+- Degraded: Healthy (False); CircuitOpen (a target's circuit breaker is open or half-open on a
+  pod), HighErrorRate (the error ratio over the report window is above the threshold),
+  BudgetExceeded (a tenant's spend reached its budget), ConfigRejected (a pod refuses the
+  rendered config and keeps serving its last good one), PodsNotReporting (ready pods do not
+  answer the report request) (True); NoReadyPods (Unknown: nothing to judge by).
 """
 
 from __future__ import annotations
@@ -25,7 +40,25 @@ REASON_REF_NOT_FOUND = "RefNotFound"  # waits for a referenced aigw object (temp
 REASON_PARTIALLY_RESOLVED = "PartiallyResolved"  # served, but some targets cannot be resolved yet
 REASON_CONFLICT = "Conflict"  # a model name or key is claimed by another object (temporary)
 REASON_NOT_SELECTED = "NotSelected"  # no AIGateway in the namespace selects the object
+REASON_TOO_LARGE = "TooLarge"  # the rendered config does not fit a ConfigMap even compressed
 TEMPORARY_REASONS = frozenset({REASON_SECRET_NOT_FOUND, REASON_REF_NOT_FOUND, REASON_CONFLICT, REASON_NOT_SELECTED})
+
+READY = "Ready"
+REASON_SERVING = "Serving"
+REASON_ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+REASON_NO_READY_PODS = "NoReadyPods"
+REASON_NOT_SERVED = "NotServed"
+
+DEGRADED = "Degraded"
+REASON_HEALTHY = "Healthy"
+REASON_CIRCUIT_OPEN = "CircuitOpen"
+REASON_HIGH_ERROR_RATE = "HighErrorRate"
+REASON_BUDGET_EXCEEDED = "BudgetExceeded"
+REASON_CONFIG_REJECTED = "ConfigRejected"
+REASON_PODS_NOT_REPORTING = "PodsNotReporting"
+
+Health = Literal["Healthy", "Degraded", "Unhealthy", "Unknown"]
+CircuitState = Literal["closed", "half-open", "open"]
 
 
 def now_rfc3339() -> str:
@@ -35,7 +68,7 @@ def now_rfc3339() -> str:
 class Condition(StatusModel):
     """A Kubernetes-style condition."""
 
-    type: str = Field(description="Condition type, e.g. Accepted.")
+    type: str = Field(description="Condition type: Accepted, Ready or Degraded.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(default="", description="CamelCase reason from the documented vocabulary.")
     message: str = Field(default="", description="Human-readable detail.")
@@ -47,7 +80,26 @@ class ObjectStatus(StatusModel):
     """Status common to every aigw kind."""
 
     observed_generation: int | None = Field(default=None, description="metadata.generation last processed.")
-    conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Accepted (rendered into a config), Ready (served by the pods), Degraded."
+    )
+
+
+class ServedStatus(ObjectStatus):
+    """Live fields shared by the kinds the gateway pods serve."""
+
+    gateway: str | None = Field(default=None, description="AIGateway whose pods serve the object.")
+    served: str | None = Field(
+        default=None, description='Pods serving the current config generation / pods reporting, e.g. "2/2".'
+    )
+
+
+class PodStatus(StatusModel):
+    """What one gateway pod reports about itself."""
+
+    name: str = Field(description="Pod name.")
+    generation: int | None = Field(default=None, description="Config generation the pod serves; unset: none loaded.")
+    config_error: str | None = Field(default=None, description="Why the pod refused the latest config, if it did.")
 
 
 class AIGatewayStatus(ObjectStatus):
@@ -55,22 +107,62 @@ class AIGatewayStatus(ObjectStatus):
     config_hash: str | None = Field(default=None, description="Content hash of the rendered gateway config.")
     routes: int | None = Field(default=None, description="ModelRoutes served.")
     tenants: int | None = Field(default=None, description="TenantQuotas served.")
+    replicas: int | None = Field(default=None, description="Gateway pods wanted.")
+    ready_replicas: int | None = Field(default=None, description="Ready endpoints of the gateway Service.")
+    reporting_pods: int | None = Field(default=None, description="Ready pods whose report the operator could read.")
+    served: str | None = Field(
+        default=None, description='Pods serving the current config generation / pods reporting, e.g. "2/2".'
+    )
+    endpoint: str | None = Field(default=None, description="In-cluster URL of the gateway Service.")
+    pods: list[PodStatus] = Field(default_factory=list, description="Config generation served by each reporting pod.")
 
 
-class ModelRouteStatus(ObjectStatus):
-    pass
+class TargetStatus(StatusModel):
+    """One upstream target of a route, over the pods' report window."""
+
+    credential: str = Field(description="ProviderCredential of the target.")
+    model: str = Field(description="Upstream model name.")
+    health: Health = Field(default="Unknown", description="Healthy, Degraded, Unhealthy (circuit open on every pod) or Unknown.")
+    circuit: CircuitState = Field(default="closed", description="Worst circuit breaker state across the pods.")
+    open_pods: int = Field(default=0, description="Pods whose circuit to this target is open or half-open.")
+    requests_per_minute: float = Field(default=0.0, description="Attempts per minute, all pods.")
+    error_percent: float | None = Field(default=None, description="Failed attempts in percent; unset without traffic.")
+    latency_p95_ms: float | None = Field(default=None, description="Highest per-pod p95 latency in ms.")
 
 
-class ProviderCredentialStatus(ObjectStatus):
-    pass
+class ModelRouteStatus(ServedStatus):
+    requests_per_minute: float | None = Field(default=None, description="Client requests per minute, all pods.")
+    error_percent: float | None = Field(
+        default=None, description="Client-visible failures in percent over the report window; unset without traffic."
+    )
+    latency_p95_ms: float | None = Field(default=None, description="Highest per-pod p95 latency in ms over the window.")
+    targets: list[TargetStatus] = Field(default_factory=list, description="Health and circuit state per target.")
 
 
-class TenantQuotaStatus(ObjectStatus):
-    pass
+class ProviderCredentialStatus(ServedStatus):
+    health: Health | None = Field(default=None, description="Across every route target that uses the credential.")
+    routes: int | None = Field(default=None, description="Served routes with a target on this credential.")
+    open_circuits: int | None = Field(default=None, description="Targets on this credential with an open circuit.")
+    requests_per_minute: float | None = Field(default=None, description="Attempts per minute, all pods and routes.")
+    error_percent: float | None = Field(default=None, description="Failed attempts in percent; unset without traffic.")
 
 
-class GuardrailPolicyStatus(ObjectStatus):
-    pass
+class TenantQuotaStatus(ServedStatus):
+    requests_this_minute: int | None = Field(default=None, description="Requests counted in the current minute.")
+    tokens_this_minute: int | None = Field(default=None, description="Tokens counted in the current minute.")
+    spend_this_period: float | None = Field(default=None, description="USD spent in the current budget period.")
+    budget_remaining: float | None = Field(default=None, description="USD left in the current budget period.")
+    period_start: str | None = Field(default=None, description="Start of the current budget period (RFC 3339).")
+    throttled_requests: int | None = Field(
+        default=None, description="Requests refused by a rate limit or the budget, since the reporting pods started."
+    )
+
+
+class GuardrailPolicyStatus(ServedStatus):
+    matches: dict[str, int] = Field(
+        default_factory=dict, description='Matches per "detector/action", since the reporting pods started.'
+    )
+    total_matches: int | None = Field(default=None, description="Sum of matches.")
 
 
 STATUS_MODELS: dict[str, type[ObjectStatus]] = {

@@ -3,16 +3,18 @@
 Mounted volumes update a minute or more after a change; a watch sees it at once. The two
 objects are separate, so the pair is only offered when the Secret's content matches the hash
 the config names: a gateway never serves a config with the previous generation's credentials.
+A document too large for one object arrives gzip-compressed (`aigw_config.packing`); both
+forms are read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from dataclasses import dataclass
 
 from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, load_config, load_credentials
+from aigw_config.packing import configmap_entries, secret_entries, unpack
 
 from .kubeapi import KubeAPI, KubeError, load_connection, resource_path
 from .runtime import RuntimeHolder
@@ -25,7 +27,8 @@ log = logging.getLogger("aigw.config")
 class _Watched:
     plural: str
     name: str
-    data: dict[str, str] | None = None
+    key: str
+    data: bytes | None = None  # the document, unpacked; None: object (or key) absent
     resource_version: str = ""
 
 
@@ -34,8 +37,8 @@ class KubeSource:
         self.target = target
         self.holder = holder
         self.api = api
-        self.configmap = _Watched("configmaps", target.configmap)
-        self.secret = _Watched("secrets", target.secret)
+        self.configmap = _Watched("configmaps", target.configmap, CONFIG_KEY)
+        self.secret = _Watched("secrets", target.secret, CREDENTIALS_KEY)
 
     async def run(self) -> None:
         if self.api is None:
@@ -74,20 +77,22 @@ class KubeSource:
                 log.warning("%s %s/%s is gone; still serving the last config", watched.plural, self.target.namespace, watched.name)
             watched.data = None
             return
-        data = dict(obj.get("data") or {})
-        if watched.plural == "secrets":
-            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
-        watched.data = data
+        try:
+            entries = configmap_entries(obj) if watched.plural == "configmaps" else secret_entries(obj)
+            watched.data = unpack(entries, watched.key)
+        except ValueError as exc:
+            self.holder.reject(f"{type(exc).__name__}: {exc}", f"{watched.plural} {self.target.namespace}/{watched.name}")
+            return
         self._try_offer()
 
     def _try_offer(self) -> None:
         cm, sec = self.configmap.data, self.secret.data
-        if cm is None or sec is None or CONFIG_KEY not in cm or CREDENTIALS_KEY not in sec:
+        if cm is None or sec is None:
             return
         source = f"ConfigMap {self.target.namespace}/{self.target.configmap}"
         try:
-            config = load_config(cm[CONFIG_KEY])
-            credentials = load_credentials(sec[CREDENTIALS_KEY])
+            config = load_config(cm)
+            credentials = load_credentials(sec)
         except ValueError as exc:
             self.holder.reject(f"{type(exc).__name__}: {exc}", source)
             return

@@ -11,7 +11,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from aigw_config.config import GatewayConfig, GatewayCredentials, ProviderConfig, RouteConfig, TenantConfig
+from aigw_config.config import (
+    GatewayConfig,
+    GatewayCredentials,
+    ProviderConfig,
+    RouteConfig,
+    TenantConfig,
+    key_hash_matches,
+)
 
 log = logging.getLogger("aigw.config")
 
@@ -28,6 +35,7 @@ class Runtime:
     routes_by_model: dict[str, RouteConfig]
     tenants_by_key_hash: dict[str, TenantConfig]
     allowed_models: dict[str, frozenset[str] | None]  # tenant -> route names it may use; None: all
+    key_hashes_of: dict[str, tuple[str, ...]]
     providers: dict[str, ProviderConfig]
     provider_keys: dict[str, str]
     redis_url: str | None
@@ -78,6 +86,7 @@ class Runtime:
             config=config,
             routes_by_model=routes,
             tenants_by_key_hash=by_hash,
+            key_hashes_of={t: tuple(h) for t, h in credentials.tenant_key_hashes.items()},
             allowed_models=allowed,
             providers=providers,
             provider_keys=dict(credentials.provider_keys),
@@ -87,7 +96,13 @@ class Runtime:
         )
 
     def tenant_for_key(self, api_key: str) -> TenantConfig | None:
-        return self.tenants_by_key_hash.get("sha256:" + hashlib.sha256(api_key.encode()).hexdigest())
+        presented = "sha256:" + hashlib.sha256(api_key.encode()).hexdigest()
+        tenant = self.tenants_by_key_hash.get(presented)
+        # The lookup is by hash (what leaks through its timing is the hash, not the key); the
+        # final comparison is constant-time all the same.
+        if tenant is None or not any(key_hash_matches(presented, h) for h in self.key_hashes_of[tenant.name]):
+            return None
+        return tenant
 
     def may_use(self, tenant: TenantConfig, route: RouteConfig) -> bool:
         allowed = self.allowed_models.get(tenant.name)

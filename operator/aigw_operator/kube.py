@@ -51,6 +51,31 @@ class Kube:
         body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
         await self.api.replace(resource_path("v1", plural, ns, name), body)
 
+    async def get(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.api.get(resource_path(api_version, plural, namespace, name))
+
+    async def create(self, api_version: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.api.create(resource_path(api_version, plural, obj["metadata"]["namespace"]), obj)
+
+    async def replace(self, api_version: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        return await self.api.replace(resource_path(api_version, plural, meta["namespace"], meta["name"]), obj)
+
+    async def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
+        try:
+            await self.api.request("DELETE", resource_path(api_version, plural, namespace, name))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+    async def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        listing = await self.api.list(resource_path("discovery.k8s.io/v1", "endpointslices", namespace),
+                                      labelSelector=f"kubernetes.io/service-name={service}")
+        return listing.get("items") or []
+
+    async def create_event(self, event: dict[str, Any]) -> None:
+        await self.api.create(resource_path("v1", "events", event["metadata"]["namespace"]), event)
+
     async def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         try:
             await self.api.merge_patch(resource_path(API_VERSION, KINDS[kind].plural, namespace, name, "status"), patch)

@@ -1,30 +1,54 @@
-"""The kopf entry point: `kopf run -m aigw_operator.main` (or `aigw operator`)."""
+"""The kopf entry point: `kopf run -m aigw_operator.main` (or `aigw operator`).
+
+High availability: run two or more replicas with `--peering NAME` (the KopfPeering object and
+its CRD must exist: `python -m aigw_operator.peering`). Each replica takes a distinct priority
+(AIGW_OPERATOR_PRIORITY, random by default); kopf pauses all but the highest, and a paused
+replica resumes when the active one leaves (at once on a clean exit, after
+AIGW_OPERATOR_PEERING_LIFETIME seconds when it dies).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 import kopf
 
 from aigw_gateway.kubeapi import KubeAPI, load_connection
 
-from .handlers import aigateway, content, secrets  # noqa: F401  (registers the handlers)
+from .aggregator import Aggregator
+from .collector import ReportCollector
+from .handlers import aigateway, content, secrets, workloads  # noqa: F401  (registers the handlers)
 from .kube import Kube
 from .reconciler import Reconciler
 from .settings import OperatorConfig
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     config = OperatorConfig.from_env()
+    for noisy in ("httpx", "httpcore"):  # a line per API and report request, even at kopf's --verbose
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = "aigw.dev/finalizer"
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_server_timeout + 60
+    if not settings.peering.standalone:
+        if settings.peering.priority == 0:  # not chosen with `kopf run --priority`
+            settings.peering.priority = config.peering_priority
+        settings.peering.lifetime = config.peering_lifetime
+        logger.info("peering %r with priority %d", settings.peering.name, settings.peering.priority)
+    identity = os.environ.get("POD_ID") or socket.gethostname()
+    memo.config = config
     memo.api = KubeAPI(load_connection())
-    memo.reconciler = Reconciler(Kube(memo.api), debounce=config.debounce_seconds)
+    kube = Kube(memo.api)
+    memo.reconciler = Reconciler(kube, debounce=config.debounce_seconds, gateway_image=config.gateway_image,
+                                 identity=identity)
+    memo.collector = ReportCollector(timeout=config.report_timeout, grace=config.report_grace)
+    memo.aggregator = Aggregator(kube, memo.reconciler, config, memo.collector, identity=identity)
     memo.reconciler_task = asyncio.create_task(memo.reconciler.run(), name="aigw-reconciler")
 
 
@@ -32,4 +56,5 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler_task.cancel()
     await asyncio.gather(memo.reconciler_task, return_exceptions=True)
+    await memo.collector.close()
     await memo.api.close()

@@ -5,11 +5,12 @@ No I/O: everything here takes and returns plain dicts, so it is unit-tested with
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
 from typing import Any
 
 from aigw_config.base import API_VERSION
 from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, GatewayConfig, GatewayCredentials, load_config, load_credentials
+from aigw_config.packing import configmap_entries, configmap_fields, pack, secret_data, secret_entries, unpack
 from aigw_config.render import RenderResult, Verdict
 from aigw_config.status import ACCEPTED, REASON_NOT_SELECTED, Condition, merge_condition
 
@@ -48,20 +49,24 @@ def _metadata(gateway: dict[str, Any], name: str, config: GatewayConfig) -> dict
 
 
 def config_objects(gateway: dict[str, Any], config: GatewayConfig, credentials: GatewayCredentials) -> tuple[dict, dict]:
-    """The ConfigMap and Secret for a sealed config, owned by the AIGateway."""
+    """The ConfigMap and Secret for a sealed config, owned by the AIGateway.
+
+    Documents too large for one object are stored gzip-compressed (aigw_config.packing);
+    raises packing.DocumentTooLarge when even that does not fit.
+    """
     gw_name = gateway["metadata"]["name"]
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(gateway, configmap_name(gw_name), config),
-        "data": {CONFIG_KEY: config.to_json().decode()},
+        **configmap_fields(pack(CONFIG_KEY, config.to_json())),
     }
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": _metadata(gateway, secret_name(gw_name), config),
-        "data": {CREDENTIALS_KEY: base64.b64encode(credentials.to_json()).decode()},
+        "data": secret_data(pack(CREDENTIALS_KEY, credentials.to_json())),
     }
     return configmap, secret
 
@@ -71,11 +76,24 @@ def previous_pair(configmap: dict | None, secret: dict | None) -> tuple[GatewayC
     if not configmap or not secret:
         return None
     try:
-        config = load_config(configmap["data"][CONFIG_KEY])
-        credentials = load_credentials(base64.b64decode(secret["data"][CREDENTIALS_KEY]))
+        config_doc = unpack(configmap_entries(configmap), CONFIG_KEY)
+        credentials_doc = unpack(secret_entries(secret), CREDENTIALS_KEY)
+        if config_doc is None or credentials_doc is None:
+            return None
+        return load_config(config_doc), load_credentials(credentials_doc)
     except (KeyError, ValueError, TypeError):
         return None
-    return config, credentials
+
+
+def seal(result: RenderResult, previous: tuple[GatewayConfig, GatewayCredentials] | None,
+         new_token: Callable[[], str]) -> tuple[GatewayConfig, GatewayCredentials]:
+    """The config and credentials to write: the report token kept from the previous render (a
+    fresh one from `new_token` only for a gateway that has none), the credentials hash matching
+    it, and the generation bumped only when the content changed."""
+    token = previous[1].report_token if previous is not None and previous[1].report_token else new_token()
+    credentials = result.credentials.model_copy(update={"report_token": token})
+    unsealed = result.config.model_copy(update={"credentials_hash": credentials.content_hash()})
+    return unsealed.sealed(next_generation(previous, unsealed)), credentials
 
 
 def next_generation(previous: tuple[GatewayConfig, GatewayCredentials] | None, unsealed: GatewayConfig) -> int:

@@ -218,3 +218,29 @@ def test_embeddings_through_the_sdk(tmp_path, fake_openai, start_gateway):
     r = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {TENANT_KEY}"},
                    json={"model": "embed-small"})
     _assert_error(r, 400, "invalid_request_error", "invalid_request")
+
+
+def test_allowed_models_and_anonymous_access(tmp_path, fake_openai, start_gateway):
+    crs = write_crs(tmp_path / "crs.yaml", fake_openai.base_url, extra=f"""---
+apiVersion: aigw.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: other}}
+spec: {{model: other-model, targets: [{{credentialRef: upstream, model: fake}}]}}
+---
+apiVersion: aigw.dev/v1alpha1
+kind: AIGateway
+metadata: {{name: local}}
+spec: {{gateway: {{allowAnonymous: true}}}}
+""")
+    crs.write_text(crs.read_text().replace("  apiKeySecretRefs: [{name: team-a-key}]\n",
+                                           "  apiKeySecretRefs: [{name: team-a-key}]\n  allowedModels: [gpt-test]\n"))
+    gw = start_gateway("-f", str(crs))
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        client(gw).chat.completions.create(model="other-model", messages=[{"role": "user", "content": "x"}])
+    assert exc.value.body["code"] == "model_not_allowed"
+    assert [m.id for m in client(gw).models.list()] == ["gpt-test"]
+    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "other-model", "messages": [{"role": "user", "content": "anon"}]})
+    assert r.status_code == 200  # no key at all: the anonymous tenant, switched on explicitly
+    r = httpx.post(gw.url + "/v1/chat/completions", headers={"authorization": "Bearer wrong"},
+                   json={"model": "other-model", "messages": [{"role": "user", "content": "anon"}]})
+    assert r.status_code == 401  # a wrong key is still wrong

@@ -14,9 +14,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aigw_config.report import GuardrailReport, PodReport
+from aigw_config.report import GuardrailReport, PodReport, TenantReport
 
-from ..errors import AuthenticationFailed, NotFound
+from ..errors import AuthenticationFailed, GatewayError, NotFound
 from ..telemetry import metrics
 from .common import state_of
 
@@ -28,13 +28,46 @@ async def prometheus(request: Request) -> Response:
     state = state_of(request)
     state.recorder.refresh_gauges()
     state.recorder.export_guardrails(state.guardrail_counts())
-    if state.holder.current is not None:
-        metrics.CONFIG_GENERATION.set(state.holder.current.generation)
+    state.recorder.export_limiter(state.limiter)
+    runtime = state.holder.current
+    if runtime is not None:
+        metrics.CONFIG_GENERATION.set(runtime.generation)
+        for tenant in runtime.config.tenants:
+            if tenant.budget is not None:
+                try:
+                    remaining = (await state.limiter.usage(tenant))["budget"]["remaining_usd"]
+                except Exception:  # Redis away: leave the last value
+                    continue
+                metrics.BUDGET_REMAINING.labels(tenant.name).set(remaining)
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
 
 
-def build_report(request: Request) -> PodReport:
+async def tenant_reports(state, runtime) -> tuple[TenantReport, ...]:
+    """This pod's counters per tenant, with the shared window and budget state from the limiter
+    (the same on every pod when Redis is used). Every configured tenant appears, traffic or not."""
+    local = {t.name: t for t in state.stats.tenant_reports()}
+    out = []
+    for tenant in (runtime.config.tenants if runtime else ()):
+        report = local.pop(tenant.name, None) or TenantReport(name=tenant.name)
+        try:
+            usage = await state.limiter.usage(tenant)
+        except GatewayError:  # limits store away: the shared fields stay unknown
+            out.append(report)
+            continue
+        budget = usage.get("budget") or {}
+        out.append(report.model_copy(update={
+            "requests_this_minute": usage["requests"]["used"],
+            "tokens_this_minute": usage["tokens"]["used"],
+            "spend_this_period_usd": budget.get("spend_usd"),
+            "budget_remaining_usd": budget.get("remaining_usd"),
+            "period_start": budget.get("period_start"),
+        }))
+    out.extend(local.values())  # tenants that left the config but had traffic on this pod
+    return tuple(out)
+
+
+async def build_report(request: Request) -> PodReport:
     state = state_of(request)
     runtime = state.holder.current
     health = state.health
@@ -54,7 +87,7 @@ def build_report(request: Request) -> PodReport:
         hash=runtime.config.hash if runtime else None,
         last_config_error=state.holder.last_error,
         routes=tuple(state.stats.route_reports(circuit_of)),
-        tenants=tuple(state.stats.tenant_reports()),
+        tenants=await tenant_reports(state, runtime),
         guardrails=tuple(GuardrailReport(policy=p, counts=c) for p, c in sorted(guardrails.items())),
     )
 
@@ -69,5 +102,5 @@ async def report(request: Request) -> Response:
     auth = request.headers.get("authorization", "")
     if not hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
         raise AuthenticationFailed("the pod report needs the report token")
-    return Response(orjson.dumps(build_report(request).model_dump(mode="json", by_alias=True)),
+    return Response(orjson.dumps((await build_report(request)).model_dump(mode="json", by_alias=True)),
                     media_type="application/json")

@@ -70,6 +70,12 @@ class Recorder:
                     metrics.GUARDRAIL_ACTIONS.labels(policy, detector, action).inc(total - seen)
                     self._exported[(policy, key)] = total
 
+    def export_limiter(self, limiter) -> None:
+        seen = self._exported.get(("limits", "failOpen"), 0)
+        if limiter.fail_open_total > seen:
+            metrics.LIMITS_FAIL_OPEN.inc(limiter.fail_open_total - seen)
+            self._exported[("limits", "failOpen")] = limiter.fail_open_total
+
     def refresh_gauges(self) -> None:
         """At scrape time: circuit states (no hot-path cost)."""
         for (route, cred, model), h in self.health.snapshot().items():

@@ -28,3 +28,10 @@ async def gateway_deleted(type: str, namespace: str, memo: kopf.Memo, **_: Any) 
     # objects it selected need their status to say they are no longer served.
     if type == "DELETED":
         memo.reconciler.request(namespace)
+
+
+@kopf.daemon(GROUP, VERSION, "aigateways", id="live-status", cancellation_timeout=10)
+async def live_status(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    # A daemon, not a timer of our own: kopf stops it when this replica pauses for a peer (HA)
+    # and when the AIGateway is deleted. One round covers the namespace (aggregator.py).
+    await memo.aggregator.run(namespace, name, stopped)

@@ -1,0 +1,114 @@
+"""Read the pod reports: ready endpoints of the gateway Service -> GET /internal/report.
+
+The pods are found the way the Service finds them, through its EndpointSlices (ready
+endpoints only), so a pod that is not ready is not asked. A report is fetched with a timeout;
+a pod whose report cannot be read keeps its last report for `grace` seconds (one slow answer
+does not flap the status), then drops out. An endpoint that leaves the slices drops out at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from aigw_config.report import REPORT_SCHEMA_VERSION, PodReport
+
+from .aggregate import PodSample
+from .workloads import PORT_NAME, REPORT_PATH
+
+log = logging.getLogger("aigw.operator.reports")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    pod: str  # the pod's name (targetRef), or address:port when the endpoint names none
+    url: str  # base URL, e.g. http://10.0.0.7:8080
+
+
+def ready_endpoints(slices: Iterable[dict[str, Any]], port_name: str = PORT_NAME) -> list[Endpoint]:
+    """Ready endpoints of a Service's EndpointSlices, one per pod (an unset `ready` counts as ready,
+    as the EndpointSlice API says consumers should read it)."""
+    found: dict[str, Endpoint] = {}
+    for slc in slices:
+        ports = slc.get("ports") or []
+        port = next((p.get("port") for p in ports if p.get("name") == port_name), None)
+        if port is None and len(ports) == 1:
+            port = ports[0].get("port")
+        if port is None:
+            continue
+        family = slc.get("addressType", "IPv4")
+        for ep in slc.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False or not ep.get("addresses"):
+                continue
+            address = ep["addresses"][0]
+            host = f"[{address}]" if family == "IPv6" else address
+            ref = ep.get("targetRef") or {}
+            pod = ref.get("name") if ref.get("kind", "Pod") == "Pod" and ref.get("name") else f"{host}:{port}"
+            found.setdefault(pod, Endpoint(pod, f"http://{host}:{port}"))
+    return sorted(found.values(), key=lambda e: e.pod)
+
+
+class ReportCollector:
+    def __init__(self, timeout: float = 2.0, grace: float = 15.0, concurrency: int = 32,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False)
+        self.grace = grace
+        self.clock = clock
+        self._limit = asyncio.Semaphore(concurrency)
+        self._last: dict[tuple[str, str], dict[str, tuple[float, PodSample]]] = {}
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def collect(self, key: tuple[str, str], endpoints: list[Endpoint], token: str | None) -> list[PodSample]:
+        """The reports of `endpoints` (key: namespace and gateway, for the last-good cache)."""
+        last = self._last.setdefault(key, {})
+        for gone in set(last) - {e.pod for e in endpoints}:
+            del last[gone]
+        if token is None:
+            return []  # no credentials rendered yet: nothing can be read
+        fetched = await asyncio.gather(*(self._fetch(e, token) for e in endpoints))
+        now = self.clock()
+        samples: list[PodSample] = []
+        for endpoint, report in zip(endpoints, fetched, strict=True):
+            if report is not None:
+                sample = PodSample(endpoint.pod, report)
+                last[endpoint.pod] = (now, sample)
+                samples.append(sample)
+            elif endpoint.pod in last and now - last[endpoint.pod][0] < self.grace:
+                samples.append(last[endpoint.pod][1])
+            else:
+                last.pop(endpoint.pod, None)
+        return samples
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._last.pop(key, None)
+
+    async def _fetch(self, endpoint: Endpoint, token: str) -> PodReport | None:
+        async with self._limit:
+            try:
+                resp = await self.http.get(endpoint.url + REPORT_PATH, headers={"authorization": f"Bearer {token}"})
+            except httpx.HTTPError as exc:
+                log.debug("report of %s unreadable: %s", endpoint.pod, exc)
+                return None
+        if resp.status_code != 200:
+            log.info("report of %s: HTTP %d", endpoint.pod, resp.status_code)
+            return None
+        try:
+            report = PodReport.model_validate(orjson.loads(resp.content))
+        except (ValueError, ValidationError) as exc:
+            log.warning("report of %s is malformed: %s", endpoint.pod, str(exc)[:300])
+            return None
+        if report.schema_version != REPORT_SCHEMA_VERSION:
+            log.warning("report of %s has schemaVersion %s (this operator reads %d); ignored",
+                        endpoint.pod, report.schema_version, REPORT_SCHEMA_VERSION)
+            return None
+        return report

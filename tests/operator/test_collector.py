@@ -1,0 +1,114 @@
+"""Finding the pods (EndpointSlices) and reading their reports (timeouts, tokens, grace)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from aigw_config.report import PodReport
+from aigw_operator.collector import Endpoint, ReportCollector, ready_endpoints
+
+TOKEN = "report-token-1"
+
+
+def test_ready_endpoints_follow_the_slices():
+    slices = [
+        {"addressType": "IPv4", "ports": [{"name": "metrics", "port": 9100}, {"name": "http", "port": 8080}],
+         "endpoints": [
+             {"addresses": ["10.0.0.1"], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "gw-a"}},
+             {"addresses": ["10.0.0.2"], "conditions": {"ready": False}, "targetRef": {"kind": "Pod", "name": "gw-b"}},
+             {"addresses": ["10.0.0.3"], "conditions": {}, "targetRef": {"kind": "Pod", "name": "gw-c"}},
+             {"addresses": [], "conditions": {"ready": True}},
+         ]},
+        {"addressType": "IPv6", "ports": [{"name": "http", "port": 8080}],
+         "endpoints": [{"addresses": ["fd00::7"], "conditions": {"ready": True}}]},
+        {"addressType": "IPv4", "ports": [{"name": "other", "port": 1}, {"name": "x", "port": 2}],
+         "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": True}}]},
+    ]
+    assert ready_endpoints(slices) == [
+        Endpoint("[fd00::7]:8080", "http://[fd00::7]:8080"),
+        Endpoint("gw-a", "http://10.0.0.1:8080"),
+        Endpoint("gw-c", "http://10.0.0.3:8080"),  # an unset `ready` reads as ready
+    ]
+
+
+class StubPods:
+    """Report servers on loopback: each answers with a PodReport, or stalls, or fails."""
+
+    def __init__(self) -> None:
+        self.behaviour: dict[str, str] = {}
+        self.seen_auth: list[str] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/{pod}/internal/report", self.report)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def report(self, request: web.Request) -> web.Response:
+        pod = request.match_info["pod"]
+        self.seen_auth.append(request.headers.get("authorization", ""))
+        behaviour = self.behaviour.get(pod, "ok")
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        if behaviour == "stall":
+            await asyncio.sleep(5)
+        if behaviour == "fail":
+            return web.json_response({"error": "boom"}, status=500)
+        if behaviour == "future":
+            return web.json_response({"schemaVersion": 99, "pod": pod})
+        return web.json_response(PodReport(pod=pod, generation=7).model_dump(mode="json", by_alias=True))
+
+    def endpoint(self, pod: str) -> Endpoint:
+        return Endpoint(pod, f"{self.url}/{pod}")
+
+
+@pytest.fixture
+async def pods():
+    stub = StubPods()
+    await stub.start()
+    yield stub
+    await stub.runner.cleanup()
+
+
+async def test_reports_are_read_with_the_token_and_a_timeout(pods):
+    clock = [100.0]
+    collector = ReportCollector(timeout=0.5, grace=0.0, clock=lambda: clock[0])
+    pods.behaviour = {"slow": "stall", "broken": "fail", "newer": "future"}
+    endpoints = [pods.endpoint(p) for p in ("a", "slow", "broken", "newer")]
+    try:
+        samples = await asyncio.wait_for(collector.collect(("ns", "gw"), endpoints, TOKEN), 5)
+        assert [(s.name, s.report.generation) for s in samples] == [("a", 7)]
+        assert set(pods.seen_auth) == {f"Bearer {TOKEN}"}
+        assert await collector.collect(("ns", "gw"), endpoints, "wrong-token") == []
+        assert await collector.collect(("ns", "gw"), endpoints, None) == []  # nothing rendered yet
+    finally:
+        await collector.close()
+
+
+async def test_a_silent_pod_keeps_its_last_report_for_the_grace_period_then_drops_out(pods):
+    clock = [100.0]
+    collector = ReportCollector(timeout=0.5, grace=10.0, clock=lambda: clock[0])
+    endpoints = [pods.endpoint("a"), pods.endpoint("b")]
+    try:
+        assert [s.name for s in await collector.collect(("ns", "gw"), endpoints, TOKEN)] == ["a", "b"]
+        pods.behaviour["b"] = "fail"
+        clock[0] = 105.0
+        assert [s.name for s in await collector.collect(("ns", "gw"), endpoints, TOKEN)] == ["a", "b"]
+        clock[0] = 111.0
+        assert [s.name for s in await collector.collect(("ns", "gw"), endpoints, TOKEN)] == ["a"]
+        pods.behaviour["b"] = "ok"
+        assert [s.name for s in await collector.collect(("ns", "gw"), endpoints, TOKEN)] == ["a", "b"]
+        # An endpoint that leaves the slices drops out at once, whatever the grace.
+        pods.behaviour["b"] = "fail"
+        assert [s.name for s in await collector.collect(("ns", "gw"), endpoints[:1], TOKEN)] == ["a"]
+        assert [s.name for s in await collector.collect(("ns", "gw"), endpoints, TOKEN)] == ["a"]
+    finally:
+        await collector.close()
