@@ -32,31 +32,39 @@ __all__ = ["FAKE_OPENAI_API_KEY", "fake_openai", "fake_openai_factory", "redis_s
 FAKE_OPENAI_API_KEY = "sk-upstream-test"
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(api_key=FAKE_OPENAI_API_KEY)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def fake_fixtures(cls: type[FakeOpenAI], default_key: str | None, name: str):
+    """The two fixtures every fake provider gets: `<name>` (one started fake) and
+    `<name>_factory` (start as many as a test needs); all are stopped at teardown."""
 
-
-@pytest.fixture
-def fake_openai_factory() -> Iterator[Callable[..., FakeOpenAI]]:
-    fakes: list[FakeOpenAI] = []
-
-    def factory(api_key: str | None = FAKE_OPENAI_API_KEY, **kwargs: Any) -> FakeOpenAI:
-        fake = FakeOpenAI(api_key=api_key, **kwargs)
+    @pytest.fixture(name=name)
+    def one() -> Iterator[FakeOpenAI]:
+        fake = cls(api_key=default_key)
         fake.start()
-        fakes.append(fake)
-        return fake
-
-    try:
-        yield factory
-    finally:
-        for fake in fakes:
+        try:
+            yield fake
+        finally:
             fake.stop()
+
+    @pytest.fixture(name=f"{name}_factory")
+    def factory() -> Iterator[Callable[..., FakeOpenAI]]:
+        fakes: list[FakeOpenAI] = []
+
+        def make(api_key: str | None = default_key, **kwargs: Any) -> FakeOpenAI:
+            fake = cls(api_key=api_key, **kwargs)
+            fake.start()
+            fakes.append(fake)
+            return fake
+
+        try:
+            yield make
+        finally:
+            for fake in fakes:
+                fake.stop()
+
+    return one, factory
+
+
+fake_openai, fake_openai_factory = fake_fixtures(FakeOpenAI, FAKE_OPENAI_API_KEY, "fake_openai")
 
 
 @pytest.fixture(scope="session")

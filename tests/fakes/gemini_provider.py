@@ -285,23 +285,10 @@ class FakeGemini(FakeOpenAI):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run standalone: python -m tests.fakes.gemini_provider --port 8082."""
-    import argparse
-    import signal
-    import threading
+    """python -m tests.fakes.gemini_provider [--port 8083]"""
+    from tests.fakes.openai_provider import serve_standalone
 
-    parser = argparse.ArgumentParser(description="fake Gemini provider on 127.0.0.1")
-    parser.add_argument("--port", type=int, default=8082)
-    parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
-    args = parser.parse_args(argv)
-    fake = FakeGemini(api_key=args.api_key, port=args.port).start()
-    print(f"fake Gemini provider on {fake.base_url}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    fake.stop()
-    return 0
+    return serve_standalone(FakeGemini, "Gemini", 8083, argv)
 
 
 if __name__ == "__main__":

@@ -962,24 +962,29 @@ class FakeOpenAI:
         return self._json(obj, status=eff.status if eff.status is not None else 200, headers=headers)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the fake as a standalone server (the quick start uses it): python -m tests.fakes.openai_provider."""
+def serve_standalone(cls: type[FakeOpenAI], what: str, default_port: int, argv: list[str] | None = None) -> int:
+    """Run a fake provider in the foreground until SIGTERM/SIGINT (the quick start uses it)."""
     import argparse
     import signal
     import threading
 
-    parser = argparse.ArgumentParser(description="fake OpenAI-compatible provider on 127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
+    parser = argparse.ArgumentParser(description=f"fake {what} provider on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     args = parser.parse_args(argv)
-    fake = FakeOpenAI(api_key=args.api_key, port=args.port).start()
-    print(f"fake OpenAI provider on {fake.base_url}", flush=True)
+    fake = cls(api_key=args.api_key, port=args.port).start()
+    print(f"fake {what} provider on {fake.base_url}", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
     fake.stop()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m tests.fakes.openai_provider [--port 8081]"""
+    return serve_standalone(FakeOpenAI, "OpenAI-compatible", 8081, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError, InvalidRequest, UpstreamBadResponse, upstream_status_error
 from ..streaming.sse import SSEEvent, SSEParser
+from .usage import usage_dict
 from .base import UpstreamRequest
 
 API_VERSION = "2023-06-01"
@@ -234,13 +235,9 @@ def to_anthropic(model: str, request: dict[str, Any], stream: bool) -> dict[str,
 # --- Anthropic -> canonical --------------------------------------------------------------------
 
 def canonical_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0) + cache_read
-    completion = usage.get("output_tokens") or 0
-    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-    if cache_read:
-        out["prompt_tokens_details"] = {"cached_tokens": cache_read}
-    return out
+    return usage_dict(usage.get("input_tokens") or 0, usage.get("output_tokens") or 0,
+                      cache_read=usage.get("cache_read_input_tokens") or 0,
+                      cache_write=usage.get("cache_creation_input_tokens") or 0)
 
 
 def from_anthropic(data: dict[str, Any], model: str, created: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import orjson
 from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError, InvalidRequest, UpstreamBadResponse, UpstreamError, upstream_status_error
+from .usage import usage_dict
 from .base import UpstreamRequest
 
 SERVICE = "bedrock"
@@ -270,13 +271,9 @@ def to_converse(request: dict[str, Any]) -> dict[str, Any]:
 # --- Converse -> canonical ---------------------------------------------------------------------
 
 def canonical_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    cache_read = usage.get("cacheReadInputTokens") or 0
-    prompt = (usage.get("inputTokens") or 0) + cache_read + (usage.get("cacheWriteInputTokens") or 0)
-    completion = usage.get("outputTokens") or 0
-    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-    if cache_read:
-        out["prompt_tokens_details"] = {"cached_tokens": cache_read}
-    return out
+    return usage_dict(usage.get("inputTokens") or 0, usage.get("outputTokens") or 0,
+                      cache_read=usage.get("cacheReadInputTokens") or 0,
+                      cache_write=usage.get("cacheWriteInputTokens") or 0)
 
 
 def from_converse(data: dict[str, Any], model: str, created: int) -> dict[str, Any]:
