@@ -23,6 +23,7 @@ from .middleware.tracing import TracingMiddleware
 from starlette.types import ASGIApp
 from .settings import SETTINGS_ENV, Settings, settings_from_json
 from .telemetry.tracing import configure_from_env
+from .telemetry.tracing import enabled as tracing_enabled
 from .state import GatewayState
 from .upstream import UpstreamClient
 
@@ -58,10 +59,11 @@ async def _follow_config(state: GatewayState) -> None:
 def create_app(settings: Settings) -> ASGIApp:
     state = GatewayState(settings=settings)
 
+    configure_from_env()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_from_env()
-        state.start(UpstreamClient())
+        state.start(UpstreamClient(), tracing=tracing_enabled())
         await state.use_redis(settings.redis_url)
         source = _make_source(state)
         if not settings.redis_url:
@@ -122,7 +124,8 @@ def create_app(settings: Settings) -> ASGIApp:
         (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
     )
     # Outermost first: the span covers error rendering; every response gets a request id.
-    return TracingMiddleware(RequestContextMiddleware(lane))
+    inner = RequestContextMiddleware(lane)
+    return TracingMiddleware(inner) if tracing_enabled() else inner
 
 
 def app_from_env() -> ASGIApp:

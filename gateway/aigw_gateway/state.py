@@ -44,9 +44,9 @@ class GatewayState:
         if isinstance(old, RedisStore):
             await old.aclose()
 
-    def start(self, client: UpstreamClient) -> None:
+    def start(self, client: UpstreamClient, tracing: bool = False) -> None:
         self.client = client
-        self.executor = Executor(client, self.health, self.recorder)
+        self.executor = Executor(client, self.health, self.recorder, tracing=tracing)
 
     def guardrail_counts(self) -> dict[str, dict[str, int]]:
         return self.guardrails.counts()

@@ -76,6 +76,25 @@ class Streaming:
         await self.response.aclose()
 
 
+class _NoSpan:
+    """Stands in for a span when tracing is off: no context switching on the hot path."""
+
+    def __enter__(self) -> "_NoSpan":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def set_status(self, *args: object) -> None:
+        pass
+
+    def set_attribute(self, *args: object) -> None:
+        pass
+
+
+_NO_SPAN = _NoSpan()
+
+
 def _has_substance(chunk: dict[str, Any]) -> bool:
     if chunk.get("usage"):
         return True
@@ -109,7 +128,8 @@ def _backoff(route: RouteConfig, retry_index: int, err: GatewayError, rng: rando
 
 class Executor:
     def __init__(self, client: UpstreamClient, health: HealthRegistry, recorder=None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, tracing: bool = False) -> None:
+        self.tracing = tracing
         self.client = client
         self.health = health
         self.recorder = recorder
@@ -142,12 +162,12 @@ class Executor:
                     upstream = adapter.embeddings_request(provider, key, target.model, request)
                 else:
                     upstream = adapter.chat_request(provider, key, target.model, request, stream)
-                with tracer.start_as_current_span(
+                with (tracer.start_as_current_span(
                     f"{operation} {target.model}", kind=SpanKind.CLIENT,
                     attributes={"gen_ai.operation.name": operation, "gen_ai.provider.name": provider.provider,
                                 "gen_ai.request.model": target.model, "aigw.route": route.name,
                                 "aigw.target": _label(target), "aigw.attempt": log_.attempts},
-                ) as span:
+                ) if self.tracing else _NO_SPAN) as span:
                     try:
                         if stream:
                             result: Completed | Streaming = await self._stream(adapter, upstream, route, target, provider)

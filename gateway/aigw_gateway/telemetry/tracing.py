@@ -41,6 +41,12 @@ def configure_from_env() -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether spans go anywhere: without an SDK provider the gateway skips span work entirely."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def current_trace_id() -> str | None:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
