@@ -48,7 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("aigw").info("aigw gateway on http://%s:%d (%d worker%s), config from %s", args.host, args.port,
                                    args.workers, "s" if args.workers > 1 else "", settings.source_description())
     common = dict(host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                  log_level=args.log_level, timeout_graceful_shutdown=int(args.graceful_timeout), server_header=False)
+                  log_level=args.log_level, timeout_graceful_shutdown=int(args.graceful_timeout), server_header=False,
+                  proxy_headers=False)  # client addresses are not used; X-Forwarded-* parsing is pure cost
     if args.workers > 1:
         # Workers are separate processes: they rebuild the app from the environment, and
         # Prometheus keeps their values in files that /metrics merges.

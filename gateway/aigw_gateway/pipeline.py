@@ -164,8 +164,8 @@ class Call:
 
 
 def _call(state: GatewayState, request: Request, operation: str) -> Call:
-    return Call(state, request.scope.get("state", {}).get("request_id", ""), request.method, request.url.path,
-                operation)
+    scope = request.scope  # not request.url: building a URL object costs more than the rest of this
+    return Call(state, scope.get("state", {}).get("request_id", ""), scope["method"], scope["path"], operation)
 
 
 async def chat(state: GatewayState, request: Request, ingress: Ingress, body: dict[str, Any], *,
