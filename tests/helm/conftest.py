@@ -15,6 +15,8 @@ from .support import AIGW_API, HelmMissing, Rendered, find_helm, template
 
 VALUES_DIR = Path(__file__).parent / "values"
 GATEWAY_API = ("--api-versions", f"{AIGW_API}/AIGateway")
+# The peering kinds as a cluster serves them once kopf's peering CRDs are installed.
+PEERING_API = ("--api-versions", "kopf.dev/v1/ClusterKopfPeering", "--api-versions", "kopf.dev/v1/KopfPeering")
 
 # name -> helm template arguments. Each is rendered once and checked by every chart test.
 VALUE_SETS: dict[str, tuple[str, ...]] = {
@@ -29,7 +31,8 @@ VALUE_SETS: dict[str, tuple[str, ...]] = {
                    "--set", "monitoring.grafanaDashboard.enabled=true"),
     "gateway": ("--set", "gateway.create=true", "--set", "networkPolicy.enabled=true", *GATEWAY_API),
     "namespaced": ("--set", "operator.watchNamespaces={team-a,team-b}"),
-    "everything": ("-f", str(VALUES_DIR / "everything.yaml"), *GATEWAY_API),
+    "ha": ("--set", "operator.replicas=3", "--set", "operator.peering.enabled=true", *PEERING_API),
+    "everything": ("-f", str(VALUES_DIR / "everything.yaml"), *GATEWAY_API, *PEERING_API),
 }
 
 

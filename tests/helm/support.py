@@ -243,11 +243,36 @@ PROMETHEUS_OPERATOR_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+@cache
+def peering_validator(kind: str) -> jsonschema.Draft202012Validator:
+    """kopf's peering objects against the peering CRDs the chart installs (aigw_operator.peering)."""
+    from aigw_operator.peering import PEERING_CRDS
+
+    (crd,) = [c for c in PEERING_CRDS if c["spec"]["names"]["kind"] == kind]
+    (version,) = crd["spec"]["versions"]
+    schema = openapi_to_jsonschema(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
+    schema["additionalProperties"] = False  # nothing but apiVersion, kind, metadata, status
+    schema["properties"]["metadata"] = {
+        "type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253}},
+    }
+    if crd["spec"]["scope"] == "Cluster":
+        schema["properties"]["metadata"]["not"] = {"required": ["namespace"]}
+    else:
+        schema["properties"]["metadata"]["required"] = ["name", "namespace"]
+    schema["properties"]["apiVersion"] = {"const": f"{crd['spec']['group']}/{version['name']}"}
+    schema["properties"]["kind"] = {"const": kind}
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
 def validate_object(obj: dict[str, Any], kube_version: str) -> None:
     """Raise on an object its schema rejects, or one with no schema at all."""
     api, kind = obj["apiVersion"], obj["kind"]
     if api == AIGW_API:
         crd_validator(kind).validate(obj)
+    elif api == "kopf.dev/v1":
+        peering_validator(kind).validate(obj)
     elif api == "monitoring.coreos.com/v1":
         jsonschema.Draft202012Validator(PROMETHEUS_OPERATOR_SCHEMAS[kind]).validate(obj)
     else:

@@ -12,12 +12,12 @@ import jsonschema
 import pytest
 import yaml
 
-from .conftest import GATEWAY_API, VALUE_SETS
+from .conftest import GATEWAY_API, PEERING_API, VALUE_SETS
 from .support import CHART, KUBE_VERSIONS, NAMESPACE, helm, template, validate_object
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
-CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace"}
+CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace", "ClusterKopfPeering"}
 
 
 def test_helm_lint_is_clean(helm_bin):
@@ -70,7 +70,7 @@ def test_objects_carry_the_chart_labels_and_the_release_namespace(render, values
         assert labels.get("helm.sh/chart", "").startswith("aigw-"), ident
         if obj["kind"] in CLUSTER_SCOPED:
             assert "namespace" not in meta, ident
-        elif obj["kind"] in ("Role", "RoleBinding"):
+        elif obj["kind"] in ("Role", "RoleBinding", "KopfPeering"):
             assert meta["namespace"] in ("team-a", "team-b"), ident  # the watched namespaces
         elif meta["name"].endswith("-dashboard") and values_set == "everything":
             assert meta["namespace"] == "monitoring", ident  # monitoring.grafanaDashboard.namespace
@@ -106,6 +106,16 @@ def test_defaults_render_only_the_operator_and_the_crds(render):
     (("--set", "operator.image.digest=latest"), "digest"),
     (("--set", "monitoring.prometheusRule.errorRatio.threshold=2"), "threshold"),
     (("--set", "operator.securityContext.runAsRoot=true"), "runAsRoot"),
+    # Two standalone kopf operators would both act: more than one replica needs peering.
+    (("--set", "operator.replicas=2"), "peering"),
+    (("--set", "operator.replicas=0", "--set", "operator.peering.enabled=true"), "replicas"),
+    (("--set", "operator.peering.lifetimeSeconds=1", "--set", "operator.peering.enabled=true"), "lifetimeSeconds"),
+    (("--set", "operator.status.errorPercent=0"), "errorPercent"),
+    (("--set", "operator.status.reportIntervalSeconds=0"), "reportIntervalSeconds"),
+    (("--set", "crds.kopfpeering=false"), "kopfpeering"),
+    (("--set", "gateway.resources.requests.cpu=lots"), "cpu"),
+    (("--set", "gateway.autoscaling.maxReplicas=0"), "maxReplicas"),
+    (("--set", "gateway.podDisruptionBudget.minAvailable=-1"), "minAvailable"),
 ])
 def test_the_schema_rejects_bad_values(helm_bin, bad_values, complaint):
     out = helm(helm_bin, "template", "aigw", str(CHART), *bad_values)
@@ -142,11 +152,18 @@ def _resolve(node: dict) -> dict:
     return node
 
 
+# Subschemas that constrain values already described under "properties" (cross-field rules such
+# as "replicas > 1 needs peering"): they describe no keys of their own.
+CONDITION_KEYWORDS = ("if", "then", "else")
+
+
 def _object_nodes(node, path="$"):
     if isinstance(node, dict):
         if node.get("type") == "object" or "properties" in node:
             yield path, node
         for key, value in node.items():
+            if key in CONDITION_KEYWORDS:
+                continue
             yield from _object_nodes(value, f"{path}.{key}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
@@ -228,9 +245,10 @@ def test_every_value_is_documented_in_values_yaml():
 def _notes(helm_bin: str, tmp_path: Path, *args: str) -> str:
     """NOTES.txt as `helm install` would print it (helm template does not render it)."""
     chart = tmp_path / "aigw"
-    shutil.copytree(CHART, chart)
-    (chart / "files" / "notes.txt").write_text((chart / "templates" / "NOTES.txt").read_text())
-    (chart / "templates" / "zz-notes.yaml").write_text('notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n')
+    if not chart.exists():  # one copy per test, rendered with as many value sets as it likes
+        shutil.copytree(CHART, chart)
+        (chart / "files" / "notes.txt").write_text((chart / "templates" / "NOTES.txt").read_text())
+        (chart / "templates" / "zz-notes.yaml").write_text('notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n')
     out = helm(helm_bin, "template", "aigw", str(chart), "-n", NAMESPACE, "-s", "templates/zz-notes.yaml", *args)
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)["notes"]
@@ -247,6 +265,16 @@ def test_notes_tell_how_to_reach_the_gateway_and_read_status(helm_bin, tmp_path)
 def test_notes_say_when_the_default_gateway_waits_for_its_crd(helm_bin, tmp_path):
     notes = _notes(helm_bin, tmp_path, "--set", "gateway.create=true")
     assert "--reuse-values" in notes and "port-forward service/aigw " not in notes
+
+
+def test_notes_describe_ha_and_say_when_the_peering_object_waits_for_its_crd(helm_bin, tmp_path):
+    ha = ("--set", "operator.replicas=2", "--set", "operator.peering.enabled=true")
+    notes = _notes(helm_bin, tmp_path, *ha, *PEERING_API)
+    assert 'share the kopf peering "aigw-operator" (ClusterKopfPeering)' in notes and "--reuse-values" not in notes
+    first_install = _notes(helm_bin, tmp_path, *ha)
+    assert "did not serve kopf.dev/v1 ClusterKopfPeering" in first_install and "--reuse-values" in first_install
+    own_crds = _notes(helm_bin, tmp_path, *ha, "--set", "crds.kopfPeering=false")
+    assert "python -m aigw_operator.peering" in own_crds
 
 
 def test_without_a_default_gateway_notes_point_to_the_examples(helm_bin, tmp_path):
@@ -280,6 +308,19 @@ def test_the_default_gateway_uses_the_chart_redis(render):
     assert url.one("Secret", "aigw-redis-url")["stringData"]["url"] == "rediss://:pw@redis.example:6380/0"
 
     assert "redis" not in render("gateway").one("AIGateway")["spec"]
+
+
+def test_the_default_gateway_carries_resources_autoscaling_and_disruption_budget(helm_bin, render):
+    spec = render("everything").one("AIGateway")["spec"]
+    # Quantities are strings in the AIGateway schema, numbers in values are turned into them.
+    assert spec["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}}
+    assert spec["autoscaling"] == {"minReplicas": 3, "maxReplicas": 12, "targetCPUUtilizationPercentage": 60}
+    assert spec["podDisruptionBudget"] == {"maxUnavailable": 1}
+    plain = render("gateway").one("AIGateway")["spec"]
+    assert not {"resources", "autoscaling", "podDisruptionBudget"} & set(plain)  # the operator's defaults
+    budget = template(helm_bin, "--set", "gateway.create=true", "--set", "gateway.podDisruptionBudget.enabled=true",
+                      *GATEWAY_API).one("AIGateway")["spec"]["podDisruptionBudget"]
+    assert budget == {"minAvailable": 1}
 
 
 def test_the_default_gateway_passes_the_contract_models(render):

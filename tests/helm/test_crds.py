@@ -1,4 +1,5 @@
-"""The chart's CRDs are crds/ unchanged, gated by crds.enabled and kept per crds.keep."""
+"""The chart's CRDs are crds/ unchanged, gated by crds.enabled and kept per crds.keep; kopf's peering
+CRDs come with HA."""
 
 from __future__ import annotations
 
@@ -33,8 +34,29 @@ def test_rendered_crds_equal_the_generated_ones(render):
 
 def test_crds_enabled_and_keep_switch_them(render):
     assert not render("crds-disabled").of_kind("CustomResourceDefinition")
-    not_kept = render("everything").of_kind("CustomResourceDefinition")
+    not_kept = [c for c in render("everything").of_kind("CustomResourceDefinition") if c["spec"]["group"] == "aigw.dev"]
     assert len(not_kept) == 5 and all("annotations" not in c["metadata"] for c in not_kept)
+
+
+def test_kopf_peering_crds_come_with_ha_only_and_are_always_kept(render, helm_bin):
+    from aigw_operator.peering import PEERING_CRDS
+
+    from .support import template
+
+    wanted = {c["metadata"]["name"]: c for c in PEERING_CRDS}
+    for values_set in ("ha", "everything"):  # everything has crds.keep=false: shared CRDs stay anyway
+        rendered = {c["metadata"]["name"]: c for c in render(values_set).of_kind("CustomResourceDefinition")
+                    if c["spec"]["group"] == "kopf.dev"}
+        assert set(rendered) == set(wanted) == {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"}
+        for name, crd in rendered.items():
+            assert crd["spec"] == wanted[name]["spec"], name
+            assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}, name
+    for values_set in ("defaults", "namespaced", "crds-disabled"):
+        assert not [c for c in render(values_set).of_kind("CustomResourceDefinition") if c["spec"]["group"] == "kopf.dev"]
+    ha = ("--set", "operator.replicas=2", "--set", "operator.peering.enabled=true")
+    for switch in ("crds.enabled=false", "crds.kopfPeering=false"):
+        crds = template(helm_bin, *ha, "--set", switch).of_kind("CustomResourceDefinition")
+        assert not [c for c in crds if c["spec"]["group"] == "kopf.dev"], switch
 
 
 def test_a_template_delimiter_in_a_crd_is_escaped():

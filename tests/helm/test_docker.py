@@ -231,12 +231,19 @@ def test_gateway_entrypoint_parses_with_the_aigw_command(dockerfiles, unpacked_w
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-def test_operator_entrypoint_and_chart_args_parse_with_kopf_run(dockerfiles, unpacked_wheel, render):
+@pytest.mark.parametrize("values_set, expected", [
+    # standalone, all namespaces (the defaults)
+    ("defaults", {"standalone": True, "peering_name": None, "clusterwide": True, "namespaces": ()}),
+    # HA: peering instead of standalone, given namespaces, debug logs
+    ("everything", {"standalone": None, "peering_name": "aigw-ha", "clusterwide": False,
+                    "namespaces": ("team-a", "team-b"), "debug": True}),
+])
+def test_operator_entrypoint_and_chart_args_parse_with_kopf_run(dockerfiles, unpacked_wheel, render, values_set, expected):
     _, (_, final) = dockerfiles["Dockerfile.operator"]
     argv = _entrypoint(final)
     assert argv[:2] == [f"{VENV}/bin/aigw", "operator"]
-    container = render("everything").one("Deployment", "ai-gateway-operator")["spec"]["template"]["spec"]["containers"][0]
-    chart_args = container["args"]
+    (deployment,) = [d for d in render(values_set).of_kind("Deployment") if d["metadata"]["name"].endswith("-operator")]
+    chart_args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     # What `aigw operator` hands to kopf: its own module and namespace defaults, then these args.
     code = (
         "import sys, click, kopf.cli, aigw_operator.cli, aigw_operator.main\n"
@@ -246,7 +253,8 @@ def test_operator_entrypoint_and_chart_args_parse_with_kopf_run(dockerfiles, unp
         "ctx = run.make_context('run', ['-m', 'aigw_operator.main', *argv])\n"
         "p = ctx.params\n"
         "assert p['liveness_endpoint'] == 'http://0.0.0.0:8080/healthz', p\n"
-        "assert p['standalone'] is True and p['namespaces'] == ('team-a', 'team-b') and p['debug'], p\n"
+        f"expected = {expected!r}\n"
+        "assert {k: p[k] for k in expected} == expected, p\n"
         "print('ok')\n"
     )
     out = _run_from_wheel(unpacked_wheel, code)

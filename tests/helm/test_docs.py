@@ -8,7 +8,7 @@ import re
 import pytest
 
 from .support import ROOT, load_script
-from .test_rbac import CLUSTER_ONLY_GRANTS, NAMESPACED_GRANTS
+from .test_rbac import CLUSTER_ONLY_GRANTS, CLUSTER_PEERING_GRANTS, NAMESPACED_GRANTS, NAMESPACED_PEERING_GRANTS
 
 DOCS = ["docs/install.md", "docs/operations.md", "docs/security.md", "docs/crd-reference.md", "README.md"]
 
@@ -80,7 +80,7 @@ def test_security_doc_lists_exactly_the_operator_rules():
         for name in names:
             for verb in (v.strip() for v in verbs.split(",")):
                 documented.add((group, name, verb))
-    assert documented == NAMESPACED_GRANTS | CLUSTER_ONLY_GRANTS
+    assert documented == NAMESPACED_GRANTS | CLUSTER_ONLY_GRANTS | CLUSTER_PEERING_GRANTS | NAMESPACED_PEERING_GRANTS
 
 
 def test_generation_scripts_exist_and_are_executable():

@@ -105,6 +105,14 @@ def test_service_monitor_scrapes_gateway_services(render):
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     assert render("everything").one("ServiceMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    # The gateway Services are the operator's (workloads.py): the selector and port name must match them.
+    from aigw_operator import workloads
+
+    gateway = {"apiVersion": "aigw.dev/v1alpha1", "kind": "AIGateway",
+               "metadata": {"name": "gw", "namespace": "ai", "uid": "0000"}, "spec": {}}
+    service = {k.kind: o for k, o in workloads.workload_objects(gateway, workloads.WorkloadOptions(image="i"))}["Service"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [p["name"] for p in service["spec"]["ports"]] == [endpoint["port"]]
 
 
 def _dashboard(render, values_set="monitoring") -> dict:

@@ -81,3 +81,45 @@ def test_network_policies(render):
     assert len(rule["from"]) == 3  # the two configured peers, and the operator
     assert rule["from"][-1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
     assert not render("defaults").of_kind("NetworkPolicy")
+
+
+def test_network_policies_select_the_pods_and_port_the_operator_creates(render):
+    """The gateway pods are the operator's (workloads.py): the chart's selectors must match the
+    labels it puts on them, and the operator must be let in on the port it reads reports from."""
+    from aigw_config.kinds import AIGatewaySpec
+    from aigw_operator import workloads
+
+    rendered = render("everything")
+    gateway = rendered.one("AIGateway")
+    owned = {**gateway, "metadata": {**gateway["metadata"], "uid": "0000"}}
+    options = workloads.WorkloadOptions.from_spec(AIGatewaySpec.model_validate(gateway["spec"]), "example/gw:1")
+    objects = {kind.kind: obj for kind, obj in workloads.workload_objects(owned, options)}
+    pod = objects["Deployment"]["spec"]["template"]
+    pod_labels = pod["metadata"]["labels"]
+    (port,) = pod["spec"]["containers"][0]["ports"]
+    assert (port["name"], port["containerPort"]) == (workloads.PORT_NAME, workloads.GATEWAY_PORT)
+
+    policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
+    gateway_policy = policies["ai-gateway-gateway"]
+    assert gateway_policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (rule,) = gateway_policy["ingress"]
+    assert rule["ports"] == [{"port": workloads.GATEWAY_PORT, "protocol": "TCP"}]  # API, probes, /metrics, report
+    operator_peer = rule["from"][-1]
+    operator_pod = rendered.one("Deployment", "ai-gateway-operator")["spec"]["template"]["metadata"]["labels"]
+    assert operator_peer["podSelector"]["matchLabels"].items() <= operator_pod.items()
+    assert operator_peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "aigw-system"}
+    (redis_rule,) = policies["ai-gateway-redis"]["ingress"]
+    assert redis_rule["from"][0]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    # The operator itself accepts nothing and may still call out (API server, gateway reports).
+    assert policies["ai-gateway-operator"]["policyTypes"] == ["Ingress"]
+
+
+def test_the_gateway_pods_the_operator_creates_meet_the_same_bar():
+    """docs/security.md promises it for every aigw pod, the operator's gateway pods included."""
+    from aigw_operator import workloads
+
+    gateway = {"apiVersion": "aigw.dev/v1alpha1", "kind": "AIGateway",
+               "metadata": {"name": "gw", "namespace": "ai", "uid": "0000"}, "spec": {}}
+    objects = [obj for _, obj in workloads.workload_objects(gateway, workloads.WorkloadOptions(image="i"))]
+    (ident, pod), = pod_specs(objects)
+    assert restricted_violations(pod) == [], ident

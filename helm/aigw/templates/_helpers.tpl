@@ -108,24 +108,42 @@ app.kubernetes.io/component: {{ $component }}
 {{- if and .Values.gateway.create (.Capabilities.APIVersions.Has "aigw.dev/v1alpha1/AIGateway") }}true{{ end }}
 {{- end }}
 
+{{/* The name of the kopf peering the operator replicas share (`--peering`). */}}
+{{- define "aigw.operator.peeringName" -}}
+{{- default (include "aigw.componentName" (list . "operator")) .Values.operator.peering.name }}
+{{- end }}
+
+{{/*
+Whether the peering object(s) render: peering asked for, and the kind served by the cluster
+(ClusterKopfPeering when the operator watches all namespaces, KopfPeering otherwise).
+*/}}
+{{- define "aigw.operator.peeringRenders" -}}
+{{- $kind := ternary "KopfPeering" "ClusterKopfPeering" (not (empty .Values.operator.watchNamespaces)) }}
+{{- if and .Values.operator.peering.enabled (.Capabilities.APIVersions.Has (printf "kopf.dev/v1/%s" $kind)) }}true{{ end }}
+{{- end }}
+
 {{/*
 The operator's rules inside the namespaces it watches (a ClusterRole's when it watches all).
+Every verb maps onto a call in operator/aigw_operator/kube.py or onto what kopf does for the
+handlers in operator/aigw_operator/handlers/; tests/helm/test_rbac.py holds the same list.
 */}}
 {{- define "aigw.operator.namespacedRules" -}}
-# The five aigw kinds: kopf lists and watches them, and patches its annotations onto them.
+# The five aigw kinds: kopf lists and watches them, and patches its annotations and finalizer onto them.
 - apiGroups: [aigw.dev]
   resources: [aigateways, modelroutes, providercredentials, tenantquotas, guardrailpolicies]
   verbs: [list, watch, patch]
-# Their status: conditions and observedGeneration (operator), handler progress (kopf).
+# Their status: conditions, observedGeneration and the live fields (operator), handler progress (kopf).
 - apiGroups: [aigw.dev]
   resources: [aigateways/status, modelroutes/status, providercredentials/status, tenantquotas/status, guardrailpolicies/status]
   verbs: [patch]
-# The rendered ConfigMap/Secret name their AIGateway as owner with blockOwnerDeletion, which
+# Everything the operator creates names its AIGateway as owner with blockOwnerDeletion, which
 # needs this where the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift).
 - apiGroups: [aigw.dev]
   resources: [aigateways/finalizers]
   verbs: [update]
-# Referenced Secrets (provider keys, tenant keys, Redis URLs) are read; <gateway>-credentials is written.
+# Referenced Secrets (provider keys, tenant keys, Redis URLs) are read; <gateway>-credentials is
+# written. Holding get/list/watch here is also what lets the operator grant the gateway pods
+# get/list/watch on their own two objects (RBAC forbids granting what one does not hold).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, update]
@@ -133,7 +151,34 @@ The operator's rules inside the namespaces it watches (a ClusterRole's when it w
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, update]
-# kopf reports handler failures as Events on the objects.
+# The gateway pods' Service and Deployment; the operator's own are watched to put back a deleted one.
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, update]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, update]
+# The gateway pods' ServiceAccount, and the Role/RoleBinding that let them read their own
+# ConfigMap and Secret (by resourceNames, nothing else).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, update]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, update]
+# The optional HorizontalPodAutoscaler and PodDisruptionBudget of an AIGateway: deleted again
+# when its spec stops asking for them.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, create, update, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, update, delete]
+# The ready endpoints of each gateway Service: the pods whose status reports it reads.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
+# Events on the objects: kopf's handler failures, the operator's status transitions.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
