@@ -74,17 +74,25 @@ ADMIT_SHA, SETTLE_SHA, READ_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), _sha(READ_L
 ClientSource = aioredis.Redis | Callable[[], "aioredis.Redis | None"]
 
 
-def limits_client(url: str, timeout: float = 0.5) -> aioredis.Redis:
+def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64) -> aioredis.Redis:
     """A client fit for the hot path: short timeouts, and one immediate retry on a broken
     connection only (a pooled socket that died with the old server). A timeout is never
-    retried: the script may have run, and running it twice would reserve twice."""
-    return aioredis.Redis.from_url(
+    retried: the script may have run, and running it twice would reserve twice.
+
+    The pool blocks (up to `timeout`) instead of failing when all connections are busy: under a
+    burst, redis-py's default pool raised "Too many connections" at 100 concurrent requests and
+    the limiter then failed open. A few dozen connections carry thousands of requests per second.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         health_check_interval=0,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class RedisStore:
