@@ -49,7 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
                                    args.workers, "s" if args.workers > 1 else "", settings.source_description())
     common = dict(host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
                   log_level=args.log_level, timeout_graceful_shutdown=int(args.graceful_timeout), server_header=False,
-                  proxy_headers=False)  # client addresses are not used; X-Forwarded-* parsing is pure cost
+                  proxy_headers=False,  # client addresses are not used; X-Forwarded-* parsing is pure cost
+                  timeout_keep_alive=int(args.keep_alive))
     if args.workers > 1:
         # Workers are separate processes: they rebuild the app from the environment, and
         # Prometheus keeps their values in files that /metrics merges.
@@ -131,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to finish in-flight requests on SIGTERM")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--workers", type=int, default=1, help="worker processes (recommended: one per core)")
+    serve.add_argument("--keep-alive", type=float, default=75.0,
+                       help="seconds an idle client connection stays open (longer than load balancers' 60 s idle "
+                            "timeout, so they never reuse a connection the gateway is closing)")
     serve.add_argument("--access-log", action="store_true", help="one JSON line per request (with trace id)")
     serve.add_argument("--pod-name", help="name in the pod report (default: $POD_NAME or the host name)")
     serve.add_argument("--report-token", help="bearer token for /internal/report (default: the config's, "

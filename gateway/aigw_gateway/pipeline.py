@@ -100,6 +100,8 @@ class Call:
     async def admit(self, tokens: int) -> None:
         try:
             self.admission = await self.state.limiter.admit(self.tenant, tokens)
+            if self.admission.degraded:  # served without limits: counted where it happens (every worker)
+                self.state.recorder.export_limiter(self.state.limiter)
         except RateLimitExceeded as err:
             self.state.recorder.throttled(self.tenant.name, err.type)
             raise
@@ -141,6 +143,8 @@ class Call:
         self.finished = True
         seconds = time.perf_counter() - self.started
         recorder = self.state.recorder
+        if self.guard is not None:  # counted in this worker's process, not only at a scrape
+            recorder.export_guardrails(self.state.guardrail_counts())
         target = self.attempts.target
         route_name = self.route.name if self.route else "-"
         tenant_name = self.tenant.name if self.tenant else "-"

@@ -1,0 +1,253 @@
+"""Soak: aigw at 70 % of its measured max throughput, streams mixed in, for a given time.
+
+    bench/run --soak 600 [--workers N]
+
+1. Measure aigw's max: closed loop, plain requests (c=32, wrk when installed) and streams (c=128),
+   a few seconds each.
+   The capacity of the mix is 1 / (0.8 / plain_max + 0.2 / stream_max) requests per second.
+2. Open loop at 70 % of that (80 % plain, 20 % streams: two load generators on the infra CPU).
+3. Every ~10 s: RSS and open file descriptors of every gateway process, and the load
+   generators' progress (requests done, errors, interval latency).
+4. RSS at the end of the warm-up (the first 10 % of the run, 10 to 60 s) against the end; errors;
+   fds; aigw's own /metrics and warnings in its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import gateway_config
+import targets
+from procs import cmdline, open_fds, process_tree, rss_kb, run_captured, taskset
+
+BENCH = Path(__file__).resolve().parent
+STREAM_SHARE = 0.2
+LOAD_SHARE = 0.7
+GOAL_GROWTH_PCT = 5.0
+
+
+class LoadGen:
+    """One loadgen.py process; its progress lines are read while it runs."""
+
+    def __init__(self, name: str, infra: targets.Infra, url: str, body: Path, args: list[str], headers: list[str]):
+        argv = [*taskset(infra.layout.infra), infra.python, str(BENCH / "loadgen.py"), url, "--body-file", str(body),
+                *args]
+        for h in headers:
+            argv += ["-H", h]
+        self.name = name
+        self.last: dict[str, Any] = {}
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        infra.sup.closers.append(self.kill)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if line.startswith("{"):
+                try:
+                    self.last = json.loads(line)
+                except ValueError:
+                    pass
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return {"error": f"{self.name}: load generator did not finish"}
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else {"error": f"{self.name}: no result (exit {self.proc.returncode})"}
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _closed_max(infra: targets.Infra, gw: targets.Target, body: Path, conc: int, seconds: float, stream: bool) -> float:
+    args = ["--mode", "closed", "--concurrency", str(conc), "--duration", str(seconds), "--timeout", "10"]
+    lg = LoadGen("max", infra, gw.base_url + "/chat/completions", body, args + (["--stream"] if stream else []),
+                 gw.headers)
+    res = lg.result(seconds + 60)
+    if "error" in res or not res.get("rps"):
+        raise RuntimeError(f"could not measure aigw's max throughput: {res}")
+    return float(res["rps"])
+
+
+def _plain_max(infra: targets.Infra, gw: targets.Target, seconds: int) -> float:
+    """Closed loop c=32 through run_bench.py: wrk when installed (it leaves more of the shared CPU
+    to the gateway than the Python load generator, which matters with a worker on CPU 0)."""
+    cmd = [infra.python, str(BENCH / "run_bench.py"), gw.base_url, "--label", "aigw-max", "--conc", "32", "--rates",
+           "", "--stream-rate", "0", "--repeats", "1", "--duration", str(seconds), "--pause", "0"]
+    if infra.layout.infra:
+        cmd += ["--loadgen-cpus", infra.layout.infra]
+    for h in gw.headers:
+        cmd += ["-H", h]
+    code, out = run_captured(cmd)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    rps = json.loads(lines[-1]).get("tests", {}).get("closed_c32", {}).get("rps") if lines else None
+    if not rps:
+        raise RuntimeError(f"could not measure aigw's max throughput (run_bench exit {code}): {out[-500:]}")
+    return float(rps)
+
+
+def _sample(root_pid: int) -> dict[str, Any]:
+    procs = {p: (rss_kb(p), open_fds(p)) for p in process_tree(root_pid)}
+    procs = {p: v for p, v in procs.items() if v[0] > 0}
+    # Workers are the processes that serve; the uvicorn supervisor of a multi-worker gateway and
+    # multiprocessing's helpers are reported in the totals only.
+    workers = {p: v for p, v in procs.items()
+               if len(procs) == 1 or "multiprocessing" in cmdline(p) and "resource_tracker" not in cmdline(p)}
+    workers = workers or procs
+    return {"rss_mb_total": round(sum(v[0] for v in procs.values()) / 1024, 1),
+            "rss_mb_worker_max": round(max(v[0] for v in workers.values()) / 1024, 1),
+            "fds_total": sum(v[1] for v in procs.values()),
+            "fds_worker_max": max(v[1] for v in workers.values()),
+            "processes": len(procs)}
+
+
+def _metrics(url: str) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("aigw_requests_total{"):
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            out[f"status_{status}"] = out.get(f"status_{status}", 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith(("aigw_limits_fail_open_total ", "aigw_ratelimit_rejections_total{")):
+            key = line.split("{", 1)[0].split(" ", 1)[0]
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _watch(gens: list[LoadGen], gw_pid: int, seconds: float, every: float, path: Path) -> list[dict[str, Any]]:
+    """Sample the gateway and the load generators' progress every `every` s while they run."""
+    samples: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    lag = min(1.0, every / 4)  # sample just after the load generators' progress lines
+    k = 0
+    with open(path, "w") as log:
+        while any(g.proc.poll() is None for g in gens):
+            k += 1
+            if every * k > seconds:
+                break
+            time.sleep(max(0.0, t0 + every * k + lag - time.monotonic()))
+            t = time.monotonic() - t0
+            s = {"t": round(t, 1), **_sample(gw_pid)}
+            for g in gens:
+                s[f"{g.name}_ok"] = g.last.get("ok", 0)
+                s[f"{g.name}_errors"] = g.last.get("errors", 0)
+                s[f"{g.name}_p99_ms"] = g.last.get("lat_p99_ms")
+            samples.append(s)
+            log.write(json.dumps(s) + "\n")
+            log.flush()
+            print(f"# t={t:5.0f}s rss/worker {s['rss_mb_worker_max']:.1f} MB (all {s['rss_mb_total']:.1f}) "
+                  f"fds {s['fds_total']} ok {s['plain_ok']:,}+{s['stream_ok']:,} errors "
+                  f"{s['plain_errors'] + s['stream_errors']} p99 {s['plain_p99_ms']} / {s['stream_p99_ms']} ms",
+                  file=sys.stderr, flush=True)
+    return samples
+
+
+def soak(a: argparse.Namespace, infra: targets.Infra) -> int:
+    seconds = float(a.soak)
+    gw = targets.start_target("aigw", infra)
+    assert gw is not None and gw.proc is not None and gw.metrics_url is not None
+    body = json.loads((BENCH / "body_chat.json").read_text())
+    plain, stream = infra.out / "plain.json", infra.out / "stream.json"
+    plain.write_text(json.dumps(dict(body, model=gateway_config.PLAIN_MODEL)))
+    stream.write_text(json.dumps(dict(body, model=gateway_config.STREAM_MODEL)))  # loadgen adds "stream"
+    probe = max(3.0, min(10.0, seconds / 20))
+    print(f"# soak: measuring aigw's max ({probe:.0f} s plain c=32, {probe:.0f} s streams c=128)", file=sys.stderr)
+    plain_max = _plain_max(infra, gw, int(probe))
+    time.sleep(2)
+    stream_max = _closed_max(infra, gw, stream, 128, probe, True)
+    capacity = 1.0 / ((1 - STREAM_SHARE) / plain_max + STREAM_SHARE / stream_max)
+    rate = LOAD_SHARE * capacity
+    time.sleep(3)
+    idle_before = _sample(gw.proc.pid)
+    every = min(10.0, max(1.0, seconds / 20))
+    warmup = min(60.0, max(10.0, seconds / 10)) if seconds >= 30 else seconds / 3
+    head = (f"aigw soak: {seconds:.0f} s at {rate:,.0f} req/s = {LOAD_SHARE:.0%} of the mix's max {capacity:,.0f} "
+            f"(plain max {plain_max:,.0f} req/s, stream max {stream_max:,.0f} streams/s), {STREAM_SHARE:.0%} streams "
+            f"(20 chunks 5 ms apart), {a.workers} worker{'s' if a.workers > 1 else ''}; warm-up {warmup:.0f} s")
+    print("# " + head, file=sys.stderr, flush=True)
+    common = ["--mode", "open", "--duration", str(seconds), "--timeout", "10", "--progress", str(every),
+              "--max-inflight", "4000"]
+    url = gw.base_url + "/chat/completions"
+    gens = [LoadGen("plain", infra, url, plain, common + ["--rate", f"{rate * (1 - STREAM_SHARE):.1f}"], gw.headers),
+            LoadGen("stream", infra, url, stream, common + ["--rate", f"{rate * STREAM_SHARE:.1f}", "--stream"],
+                    gw.headers)]
+    samples = _watch(gens, gw.proc.pid, seconds, every, infra.out / "soak.jsonl")
+    results = [g.result(60) for g in gens]
+    time.sleep(3)
+    idle_after = _sample(gw.proc.pid)
+    return _report(a, infra, gw, head, samples, results, idle_before, idle_after, warmup, rate)
+
+
+def _report(a: argparse.Namespace, infra: targets.Infra, gw: targets.Target, head: str, samples: list[dict[str, Any]],
+            results: list[dict[str, Any]], idle_before: dict[str, Any], idle_after: dict[str, Any], warmup: float,
+            rate: float) -> int:
+    after_warmup = [s for s in samples if s["t"] >= warmup] or samples
+    if not after_warmup:
+        print("aigw soak: no samples (run too short?)")
+        return 1
+    start, end = after_warmup[0], after_warmup[-1]
+    peak = max(s["rss_mb_worker_max"] for s in samples)
+    growth = 100 * (end["rss_mb_worker_max"] - start["rss_mb_worker_max"]) / start["rss_mb_worker_max"]
+    growth_total = 100 * (end["rss_mb_total"] - start["rss_mb_total"]) / start["rss_mb_total"]
+    fds = [s["fds_total"] for s in after_warmup]
+    errors = sum(int(r.get("errors", 0)) for r in results)
+    kinds: dict[str, int] = {}
+    for r in results:
+        for k, v in (r.get("error_kinds") or {}).items():
+            kinds[k] = kinds.get(k, 0) + v
+    ok = sum(int(r.get("ok", 0)) for r in results)
+    try:
+        m = _metrics(gw.metrics_url or "")
+    except OSError as e:
+        m = {"unreachable": 1.0}
+        print(f"# /metrics: {e}", file=sys.stderr)
+    statuses = ", ".join(f"{k[7:]}: {int(v):,}" for k, v in sorted(m.items()) if k.startswith("status_"))
+    warn = sum(1 for line in (infra.out / "aigw.log").read_text(errors="replace").splitlines()
+               if any(w in line for w in ("WARNING", "ERROR", "Traceback")))
+    plain, stream = results
+    lines = [head, "",
+             "| | after warm-up | end | growth |", "|---|---|---|---|",
+             f"| RSS per worker (MB) | {start['rss_mb_worker_max']:.1f} (t={start['t']:.0f} s) | "
+             f"{end['rss_mb_worker_max']:.1f} (t={end['t']:.0f} s) | {growth:+.1f} % |",
+             f"| RSS all processes (MB) | {start['rss_mb_total']:.1f} | {end['rss_mb_total']:.1f} | {growth_total:+.1f} % |",
+             f"| open fds (all processes) | {start['fds_total']} | {end['fds_total']} | "
+             f"{end['fds_total'] - start['fds_total']:+d} (min {min(fds)}, max {max(fds)} under load) |",
+             f"| open fds idle (before / after the load) | {idle_before['fds_total']} | {idle_after['fds_total']} | "
+             f"{idle_after['fds_total'] - idle_before['fds_total']:+d} |", "",
+             f"- requests: {ok:,} completed (plain {plain.get('ok', 0):,} at {plain.get('rps', 0):,.0f} req/s, "
+             f"streams {stream.get('ok', 0):,}), offered {rate:,.0f} req/s; errors {errors}"
+             + (f" ({kinds})" if kinds else ""),
+             f"- latency over the whole run: plain p50 {plain.get('lat_p50_ms')} / p99 {plain.get('lat_p99_ms')} ms; "
+             f"stream TTFB p50 {stream.get('ttfb_p50_ms')} / p99 {stream.get('ttfb_p99_ms')} ms",
+             f"- peak RSS per worker {peak:.1f} MB; aigw /metrics requests by status: {statuses or '–'}; fail-open "
+             f"{int(m.get('aigw_limits_fail_open_total', 0))}, rate-limited "
+             f"{int(m.get('aigw_ratelimit_rejections_total', 0))}; warning/error lines in aigw's log: {warn}",
+             f"- memory flat (≤ {GOAL_GROWTH_PCT:g} % growth after warm-up): "
+             f"{'holds' if growth <= GOAL_GROWTH_PCT else 'MISSED'}; no errors: {'holds' if errors == 0 else 'MISSED'}; "
+             f"fd growth under load {end['fds_total'] - start['fds_total']:+d}, idle "
+             f"{idle_after['fds_total'] - idle_before['fds_total']:+d}",
+             f"- samples: {len(samples)} every ~{samples[1]['t'] - samples[0]['t'] if len(samples) > 1 else 0:.0f} s; "
+             f"RSS per worker median {statistics.median(s['rss_mb_worker_max'] for s in after_warmup):.1f} MB; "
+             f"raw: {infra.out}/soak.jsonl"]
+    text = "\n".join(lines)
+    (infra.out / "soak.md").write_text(text + "\n")
+    print(text, flush=True)
+    return 0 if errors == 0 and growth <= GOAL_GROWTH_PCT else 1
