@@ -149,9 +149,12 @@ class Call:
         route_name = self.route.name if self.route else "-"
         tenant_name = self.tenant.name if self.tenant else "-"
         target_label = f"{target.credential}/{target.model}" if target else "-"
+        # A route's error ratio counts what went wrong upstream or in the gateway, not a tenant
+        # refused by its own limits (a 429 before any attempt).
+        failed = status >= 500 or (status == 429 and self.attempts.attempts > 0)
         recorder.request(route=route_name, target=target_label, tenant=tenant_name, status=status, seconds=seconds,
                          fallbacks=self.attempts.fallbacks, retries=self.attempts.retries,
-                         retried_target=self.attempts.last_retried)
+                         retried_target=self.attempts.last_retried, failed=failed)
         cost = cost_of(target, self.usage)
         if self.usage and target is not None:
             recorder.usage(tenant=tenant_name, route=route_name, provider_type=self.attempts.provider_type,
@@ -187,6 +190,7 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         upstream_request = call.guard_input(runtime, canonical)
         result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
         if isinstance(result, Completed):
+            call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
             result.response = call.guard_output(result.response)
     except GatewayError as err:
         await call.settle()

@@ -26,12 +26,12 @@ class Recorder:
         metrics.TIME_TO_FIRST_TOKEN.labels("chat", provider_type, target.model).observe(seconds)
 
     def request(self, *, route: str, target: str, tenant: str, status: int, seconds: float,
-                fallbacks: int = 0, retries: int = 0, retried_target: str = "") -> None:
+                fallbacks: int = 0, retries: int = 0, retried_target: str = "", failed: bool = False) -> None:
         metrics.REQUESTS.labels(route, target, tenant, str(status)).inc()
         if route != "-":
             metrics.REQUEST_DURATION.labels(route, target).observe(seconds)
             stats = self.stats.route(route)
-            stats.series.add(self.stats.clock(), seconds * 1000, status >= 500 or status == 429)
+            stats.series.add(self.stats.clock(), seconds * 1000, failed)
             stats.fallbacks += fallbacks
             stats.retries += retries
             if fallbacks:
