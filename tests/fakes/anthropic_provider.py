@@ -302,22 +302,11 @@ class FakeAnthropic(FakeOpenAI):
         eff = _merged(scripted, directives)
         headers.update(eff.headers)
         streaming = isinstance(parsed, dict) and parsed.get("stream") is True
-        if eff.stall_seconds and eff.stall_after_chunks is None:
-            if await self._sleep(eff.stall_seconds):
-                self._drop(request)
-                return web.Response(status=503)
-        if eff.disconnect:
-            self._drop(request)
-            return web.Response(status=503)
-        if eff.body is not None:
-            if isinstance(eff.body, (dict, list)):
-                return self._json(eff.body, status=eff.status or 200, headers=headers)
-            raw = eff.body.encode() if isinstance(eff.body, str) else bytes(eff.body)
-            return web.Response(body=raw, status=eff.status or 200, headers={"content-type": "text/plain", **headers})
-        if eff.status is not None and eff.status >= 400:
-            return self._error(eff.status, eff.error_message, headers)
-        if eff.garbage:
-            return await self._garbage_anthropic(request, streaming, eff, headers)
+        fault = await self._pre_response_faults(
+            request, eff, headers, lambda status, msg: self._error(status, msg, headers),
+            lambda: self._garbage_anthropic(request, streaming, eff, headers))
+        if fault is not None:
+            return fault
 
         if not self._authorized(request):
             return self._unauthorized(request, headers)

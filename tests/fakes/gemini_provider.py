@@ -173,25 +173,16 @@ class FakeGemini(FakeOpenAI):
         eff = scripted.merged_over(directives) if scripted is not None else directives
         headers.update(eff.headers)
 
-        if eff.stall_seconds and eff.stall_after_chunks is None:
-            if await self._sleep(eff.stall_seconds):
-                self._drop(request)
-                return web.Response(status=503)
-        if eff.disconnect:
-            self._drop(request)
-            return web.Response(status=503)
-        if eff.body is not None:
-            if isinstance(eff.body, (dict, list)):
-                return self._json(eff.body, status=eff.status or 200, headers=headers)
-            raw = eff.body.encode() if isinstance(eff.body, str) else bytes(eff.body)
-            return web.Response(body=raw, status=eff.status or 200, headers={"content-type": "text/plain", **headers})
-        if eff.status is not None and eff.status >= 400:
-            return self._gerror(eff.status, eff.error_message, headers)
-        if eff.garbage:
+        async def garbage() -> web.StreamResponse:
             if streaming:
                 return await self._stream(request, [b"data: {this is not json\r\n\r\n"], eff, 200, headers)
             return web.Response(body=b"<html>502 {{{ not JSON", status=200,
                                 headers={**headers, "content-type": "application/json"})
+
+        fault = await self._pre_response_faults(
+            request, eff, headers, lambda status, msg: self._gerror(status, msg, headers), garbage)
+        if fault is not None:
+            return fault
 
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if self.api_key is not None and not key:

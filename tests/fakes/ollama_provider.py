@@ -103,24 +103,8 @@ async def pre_response_faults(
     error: Callable[[int, str | None], web.StreamResponse],
     garbage: Callable[[], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse | None:
-    """FakeOpenAI's order: stall -> disconnect -> custom body -> error status -> garbage."""
-    if eff.stall_seconds and eff.stall_after_chunks is None:
-        if await fake._sleep(eff.stall_seconds):
-            fake._drop(request)
-            return web.Response(status=503)
-    if eff.disconnect:
-        fake._drop(request)
-        return web.Response(status=503)
-    if eff.body is not None:
-        if isinstance(eff.body, (dict, list)):
-            return web.Response(body=_dumps(eff.body), status=eff.status or 200, headers=headers, content_type="application/json")
-        raw = eff.body.encode() if isinstance(eff.body, str) else bytes(eff.body)
-        return web.Response(body=raw, status=eff.status or 200, headers={"content-type": "text/plain", **headers})
-    if eff.status is not None and eff.status >= 400:
-        return error(eff.status, eff.error_message)
-    if eff.garbage:
-        return await garbage()
-    return None
+    """FakeOpenAI's order (stall -> disconnect -> custom body -> error status -> garbage)."""
+    return await fake._pre_response_faults(request, eff, headers, error, garbage)
 
 
 async def record(fake: FakeOpenAI, request: web.Request, path: str) -> tuple[bytes, Any]:

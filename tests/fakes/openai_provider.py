@@ -104,6 +104,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, fields
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -580,6 +581,31 @@ class FakeOpenAI:
             self._requests.append(rec)
             self._cond.notify_all()
 
+    async def _pre_response_faults(
+        self, request: web.Request, eff: Behaviour, headers: dict[str, str],
+        error: Callable[[int, str | None], web.StreamResponse],
+        garbage: Callable[[], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse | None:
+        """The faults every fake applies before answering, in one order: stall -> disconnect ->
+        custom body -> error status (in the fake's own error shape) -> garbage."""
+        if eff.stall_seconds and eff.stall_after_chunks is None:
+            if await self._sleep(eff.stall_seconds):
+                self._drop(request)
+                return web.Response(status=503)
+        if eff.disconnect:
+            self._drop(request)
+            return web.Response(status=503)
+        if eff.body is not None:
+            if isinstance(eff.body, (dict, list)):
+                return self._json(eff.body, status=eff.status or 200, headers=headers)
+            raw = eff.body.encode() if isinstance(eff.body, str) else bytes(eff.body)
+            return web.Response(body=raw, status=eff.status or 200, headers={"content-type": "text/plain", **headers})
+        if eff.status is not None and eff.status >= 400:
+            return error(eff.status, eff.error_message)
+        if eff.garbage:
+            return await garbage()
+        return None
+
     def _next_behaviour(self) -> Behaviour | None:
         with self._lock:
             if self._script:
@@ -664,23 +690,11 @@ class FakeOpenAI:
         headers = {**base_headers, **eff.headers}
         streaming = isinstance(parsed, dict) and parsed.get("stream") is True
 
-        if eff.stall_seconds and eff.stall_after_chunks is None:
-            if await self._sleep(eff.stall_seconds):
-                self._drop(request)
-                return web.Response(status=503)
-        if eff.disconnect:
-            self._drop(request)
-            return web.Response(status=503)
-        if eff.body is not None:
-            if isinstance(eff.body, (dict, list)):
-                return self._json(eff.body, status=eff.status or 200, headers=headers)
-            raw = eff.body.encode() if isinstance(eff.body, str) else bytes(eff.body)
-            headers.setdefault("content-type", "text/plain")
-            return web.Response(body=raw, status=eff.status or 200, headers=headers)
-        if eff.status is not None and eff.status >= 400:
-            return self._error(eff.status, eff.error_message, headers=headers)
-        if eff.garbage:
-            return await self._garbage(request, streaming, eff, headers)
+        fault = await self._pre_response_faults(
+            request, eff, headers, lambda status, msg: self._error(status, msg, headers=headers),
+            lambda: self._garbage(request, streaming, eff, headers))
+        if fault is not None:
+            return fault
 
         # ---- auth + routing --------------------------------------------- #
         if not self._authorized(request):
