@@ -7,90 +7,21 @@ generation, the status subresource, watches and owner-reference garbage collecti
 
 from __future__ import annotations
 
-import base64
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import openai
 import orjson
 import pytest
 
-from tests.kube.fixtures import load_yaml_documents, object_path, post_object
+from tests.operator.support import Cluster, OperatorProcess, cr, secret
+from tests.operator.support import wait_for as support_wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
 TENANT_KEY = "sk-tenant-flow"
 G = "aigw.dev/v1alpha1"
 
 
-class Operator:
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "AIGW_OPERATOR_DEBOUNCE_SECONDS": "0.05",
-               "PYTHONPATH": f"{ROOT / 'gateway'}{os.pathsep}{ROOT / 'operator'}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aigw_gateway.cli", "operator", "--standalone", "--namespace", NS, "--verbose"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-        )
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
-
-
-class Kube:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10, trust_env=False)
-
-    def path(self, api_version: str, kind: str, name: str | None = None) -> str:
-        return object_path(self.url, api_version, kind, NS, name)
-
-    def apply(self, obj: dict) -> dict:
-        return post_object(self.url, obj)
-
-    def get(self, api_version: str, kind: str, name: str) -> dict | None:
-        r = self.http.get(self.path(api_version, kind, name))
-        return None if r.status_code == 404 else r.raise_for_status().json()
-
-    def patch(self, api_version: str, kind: str, name: str, patch: dict) -> dict:
-        r = self.http.patch(self.path(api_version, kind, name), content=orjson.dumps(patch),
-                            headers={"content-type": "application/merge-patch+json"})
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def delete(self, api_version: str, kind: str, name: str) -> None:
-        r = self.http.delete(self.path(api_version, kind, name))
-        assert r.status_code in (200, 202), r.text
-
-
-def wait_for(what: str, fn, operator: Operator, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        if operator.proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last={last!r}\n--- operator log ---\n{operator.log()[-6000:]}")
+def wait_for(what: str, fn, operator: OperatorProcess, timeout: float = 20.0):
+    return support_wait_for(what, fn, timeout=timeout, logs=operator.log)
 
 
 def accepted(obj: dict | None) -> dict | None:
@@ -100,24 +31,13 @@ def accepted(obj: dict | None) -> dict | None:
     return None
 
 
-def cr(kind: str, name: str, spec: dict, labels: dict | None = None) -> dict:
-    meta = {"name": name, "namespace": NS, **({"labels": labels} if labels else {})}
-    return {"apiVersion": G, "kind": kind, "metadata": meta, "spec": spec}
-
-
-def secret(name: str, **data: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
-
-
 @pytest.fixture
 def cluster(kube_emulator, tmp_path):
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        for doc in load_yaml_documents(path):
-            post_object(kube_emulator.url, doc)
+    kube = Cluster(kube_emulator.url, NS)
+    kube.install_crds()
     kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
-    operator = Operator(kubeconfig, tmp_path / "operator.log")
-    yield Kube(kube_emulator.url), operator, kubeconfig
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log")
+    yield kube, operator, kubeconfig
     operator.stop()
 
 
