@@ -118,7 +118,7 @@ def test_status_tells_what_the_pods_serve(setup, kube_emulator, fake_openai, sta
                    .get("targets") and s["targets"][0]["circuit"] == "open" and s, 30, logs=logs)
     assert bad["errorPercent"] == 100.0 and bad["requestsPerMinute"] == 2.0 and bad["targets"][0]["openPods"] == 1
     assert cluster.condition("ModelRoute", "broken", "Degraded")["reason"] == "CircuitOpen"
-    wait_for("CircuitOpened event", lambda: [e for e in cluster.events("broken") if e["reason"] == "CircuitOpened"], 10)
+    wait_for("CircuitOpened event", lambda: [e for e in cluster.events("broken") if e["reason"] == "CircuitOpened"], 30, logs=logs)
     credential = cluster.status("ProviderCredential", "up")
     assert credential["health"] == "Degraded" and credential["routes"] == 2 and credential["openCircuits"] == 1
 
