@@ -30,6 +30,7 @@ from .kinds import (
     ProviderType,
     RetryPolicy,
     RouteStrategy,
+    UnsupportedFields,
     Timeouts,
 )
 
@@ -70,6 +71,7 @@ class RouteConfig(ConfigModel):
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     guardrail_policy: str | None = None
+    unsupported_fields: UnsupportedFields = "reject"
 
 
 class TenantConfig(ConfigModel):

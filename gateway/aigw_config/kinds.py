@@ -16,6 +16,7 @@ from .base import ObjectName, SecretKeyRef, SpecModel
 
 ProviderType = Literal["openai", "azure-openai", "anthropic", "gemini", "ollama", "openai-compatible", "bedrock"]
 RouteStrategy = Literal["priority", "weighted", "least-latency", "lowest-cost"]
+UnsupportedFields = Literal["reject", "drop"]
 PiiEntity = Literal["email", "phone", "ssn", "creditCard", "ipAddress", "iban", "aadhaar", "pan"]
 PiiAction = Literal["mask", "redact", "hash", "block", "log"]
 DetectorAction = Literal["block", "flag", "off"]
@@ -182,6 +183,11 @@ class ModelRouteSpec(RuledSpec):
     )
     guardrail_policy_ref: ObjectName | None = Field(
         default=None, description="GuardrailPolicy applied to every request on this route."
+    )
+    unsupported_fields: UnsupportedFields = Field(
+        default="reject",
+        description="A request field a target's API cannot honour (translated across formats): reject answers "
+        "400 naming it; drop sends the request without it and lists it in the x-aigw-dropped-fields header.",
     )
 
     CEL_RULES: ClassVar[tuple[CelRule, ...]] = (

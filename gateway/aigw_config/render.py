@@ -268,6 +268,7 @@ class _Renderer:
                     timeouts=spec.timeouts,
                     circuit_breaker=spec.circuit_breaker,
                     guardrail_policy=spec.guardrail_policy_ref,
+                    unsupported_fields=spec.unsupported_fields,
                 )
             )
             if missing:
