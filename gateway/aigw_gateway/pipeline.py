@@ -130,6 +130,8 @@ class Call:
             headers["x-aigw-guardrail-flags"] = ",".join(self.flags)
         if self.route is not None:
             headers["x-aigw-route"] = self.route.name
+        if self.attempts.dropped:
+            headers["x-aigw-dropped-fields"] = ",".join(self.attempts.dropped)
         target = self.attempts.target
         if target is not None:
             headers["x-aigw-target"] = f"{target.credential}/{target.model}"

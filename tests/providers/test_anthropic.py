@@ -190,7 +190,7 @@ def test_directives_parse():
 
 def test_request_translation():
     req = {
-        "model": "ignored", "temperature": 1.7, "top_p": 0.9, "stop": "END", "max_completion_tokens": 100,
+        "model": "ignored", "temperature": 0.7, "top_p": 0.9, "stop": "END", "max_completion_tokens": 100,
         "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "other_tool"}},
         "parallel_tool_calls": False, "user": "u-1",
         "messages": [
@@ -210,7 +210,7 @@ def test_request_translation():
     body = to_anthropic("claude-x", req, stream=True)
     assert body["model"] == "claude-x" and body["max_tokens"] == 100 and body["stream"] is True
     assert body["system"] == [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]
-    assert (body["temperature"], body["top_p"], body["stop_sequences"]) == (1.0, 0.9, ["END"])
+    assert (body["temperature"], body["top_p"], body["stop_sequences"]) == (0.7, 0.9, ["END"])
     assert body["tools"][0] == {"name": "get_weather", "description": "Weather for a city",
                                 "input_schema": TOOLS[0]["function"]["parameters"]}
     assert body["tool_choice"] == {"type": "tool", "name": "other_tool", "disable_parallel_tool_use": True}
@@ -301,7 +301,7 @@ def test_images_stops_length_and_cache_usage(fake_anthropic, stream):
     fake_anthropic.script(AnthropicBehaviour(cache_read_input_tokens=10, cache_creation_input_tokens=5))
     cached = answer(fake_anthropic, {"messages": [{"role": "user", "content": "x"}]}, stream)
     assert cached["usage"] == {"prompt_tokens": 16, "completion_tokens": 2, "total_tokens": 18,
-                               "prompt_tokens_details": {"cached_tokens": 10}}
+                               "prompt_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 5}}
 
 
 def test_stream_survives_any_split(fake_anthropic):
@@ -356,7 +356,7 @@ def test_stream_failures(fake_anthropic):
         assert isinstance(call_error(fake_anthropic, req, False, behaviour), UpstreamBadResponse)
 
 
-def test_translator_ignores_pings_thinking_and_unknown_events():
+def test_translator_ignores_pings_and_unknown_events_and_carries_thinking():
     events = [
         ("message_start", {"message": {"id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 9, "output_tokens": 1}}}),
         ("ping", {}),
@@ -372,7 +372,8 @@ def test_translator_ignores_pings_thinking_and_unknown_events():
     raw = b"".join(f"event: {k}\ndata: {json.dumps({'type': k, **v})}\n\n".encode() for k, v in events)
     t = ADAPTER.stream_translator("t", "fallback-model")
     chunks = t.feed(raw) + t.finish()
-    assert [c["choices"][0]["delta"] for c in chunks] == [{"role": "assistant", "content": ""}, {"content": "hi"}, {}]
+    assert [c["choices"][0]["delta"] for c in chunks] == [{"role": "assistant", "content": ""},
+                                                          {"reasoning_content": "hmm"}, {"content": "hi"}, {}]
     assert chunks[-1]["choices"][0]["finish_reason"] == "length" and chunks[-1]["model"] == "claude-x"
     assert chunks[-1]["usage"] == {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
     early = ADAPTER.stream_translator("t", "m")

@@ -24,6 +24,7 @@ import orjson
 from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError
+from ..wire.openai import openai_body
 from .base import UpstreamRequest
 from .openai import OpenAIAdapter, OpenAIStreamTranslator
 
@@ -74,7 +75,7 @@ class AzureOpenAIAdapter:
             headers["accept-encoding"] = "identity"
         if api_key:
             headers["api-key"] = api_key
-        body = {k: v for k, v in request.items() if k != "model"}
+        body = {k: v for k, v in openai_body(request).items() if k != "model"}
         body["stream"] = stream  # explicit: the canonical request may come from another ingress
         if stream and supports_stream_usage(api_version):
             # Always ask for usage (cost and token limits settle from it); the client's encoder

@@ -14,6 +14,7 @@ from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError, UpstreamBadResponse, upstream_status_error
 from ..streaming.sse import SSEParser
+from ..wire.openai import openai_body
 from .base import UpstreamRequest
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
@@ -42,7 +43,7 @@ class OpenAIAdapter:
         headers = dict(_SSE if stream else _JSON)
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        body = dict(payload)
+        body = dict(openai_body(payload))
         body["model"] = model
         if stream:
             # Always ask for usage: cost and token limits settle from it. The client's encoder

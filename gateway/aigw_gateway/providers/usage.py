@@ -1,15 +1,7 @@
-"""The canonical usage dict, built the same way from every provider's token counts."""
+"""The canonical usage dict, built the same way from every provider's token counts (wire/canonical.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from ..wire.canonical import usage_dict
 
-
-def usage_dict(input_tokens: int, output_tokens: int, *, cache_read: int = 0, cache_write: int = 0) -> dict[str, Any]:
-    """OpenAI-shaped usage; cached prompt tokens count as prompt tokens and are also itemised."""
-    prompt = input_tokens + cache_read + cache_write
-    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": output_tokens,
-                           "total_tokens": prompt + output_tokens}
-    if cache_read:
-        out["prompt_tokens_details"] = {"cached_tokens": cache_read}
-    return out
+__all__ = ["usage_dict"]

@@ -29,6 +29,7 @@ from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
 from ..runtime import Runtime
 from ..upstream import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, map_transport_error
 from ..telemetry.tracing import tracer
+from ..wire import UnsupportedField, fit, rules_for
 from .health import HealthRegistry
 from .strategies import order_targets
 
@@ -52,6 +53,7 @@ class AttemptLog:
     upstream_seconds: float = 0.0  # time in upstream attempts and backoff waits
     last_retried: str = ""
     errors: list[str] = field(default_factory=list)
+    dropped: tuple[str, ...] = ()  # request fields the serving target could not honour (unsupportedFields: drop)
 
 
 @dataclass
@@ -139,6 +141,7 @@ class Executor:
                   log_: AttemptLog, operation: str = "chat") -> Completed | Streaming:
         """`operation` is "chat" (streamed or not) or "embeddings"."""
         last: GatewayError | None = None
+        refused: UnsupportedField | None = None  # a target that cannot honour a field is no candidate
         now = time.monotonic
         tried_any = False
         for target in order_targets(route, self.health, self.rng):
@@ -148,6 +151,14 @@ class Executor:
             if adapter is None or (operation == "embeddings" and not hasattr(adapter, "embeddings_request")):
                 last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
                 continue
+            fitted, dropped = request, ()
+            rules = rules_for(provider.provider) if operation == "chat" else None
+            if rules is not None:
+                try:
+                    fitted, dropped = fit(rules, request, route.unsupported_fields, _label(target))
+                except UnsupportedField as err:
+                    refused = refused or err
+                    continue
             if tried_any:
                 log_.fallbacks += 1
             for retry_index in range(route.retry.attempts + 1):
@@ -161,7 +172,7 @@ class Executor:
                 if operation == "embeddings":
                     upstream = adapter.embeddings_request(provider, key, target.model, request)
                 else:
-                    upstream = adapter.chat_request(provider, key, target.model, request, stream)
+                    upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
                 with (tracer.start_as_current_span(
                     f"{operation} {target.model}", kind=SpanKind.CLIENT,
                     attributes={"gen_ai.operation.name": operation, "gen_ai.provider.name": provider.provider,
@@ -211,7 +222,10 @@ class Executor:
                 log_.provider_type = provider.provider
                 health.success(now() - started, now())
                 log_.target = target
+                log_.dropped = dropped
                 return result
+        if refused is not None and not tried_any:
+            raise refused
         if last is None:
             last = AllTargetsUnavailable(f"no target of route {route.name} can serve the request")
         if isinstance(last, AllTargetsUnavailable) and not tried_any:
