@@ -22,6 +22,7 @@ from aigw_gateway.errors import GatewayError, InvalidRequest, UpstreamBadRespons
 from aigw_gateway.ingress.anthropic import INGRESS
 from aigw_gateway.providers.anthropic import AnthropicAdapter, to_anthropic
 from aigw_gateway.providers.openai import OpenAIAdapter
+from aigw_gateway.wire.openai import openai_body
 from aigw_gateway.streaming.sse import SSEParser
 from tests.fakes.anthropic_fixtures import FAKE_ANTHROPIC_API_KEY, fake_anthropic  # noqa: F401
 from tests.fakes.anthropic_provider import AnthropicBehaviour, FakeAnthropic
@@ -192,6 +193,7 @@ def test_parse_what_the_sdk_sends(fake_anthropic, fake_openai):
         "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                                     "parameters": TOOLS[0]["input_schema"]}}],
         "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": False,
+        "user": "u1", "x_vendor": {},
         "messages": [
             {"role": "system", "content": "rule one\nrule two"},
             {"role": "user", "content": [{"type": "text", "text": "look"},
@@ -201,18 +203,19 @@ def test_parse_what_the_sdk_sends(fake_anthropic, fake_openai):
                 {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}},
                 {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
             {"role": "tool", "tool_call_id": "toolu_1", "content": "rain"},
-            {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: no data"},
+            {"role": "tool", "tool_call_id": "toolu_2", "content": "no data", "is_error": True},
             {"role": "user", "content": "so?"},
         ],
     }
     # the canonical request is one an OpenAI server takes, and one Anthropic takes back
-    r = httpx.post(fake_openai.base_url + "/chat/completions", json={**canonical, "model": "fake", "tools": []},
+    r = httpx.post(fake_openai.base_url + "/chat/completions", json={**openai_body(canonical), "model": "fake", "tools": []},
                    headers={"authorization": f"Bearer {FAKE_OPENAI_API_KEY}"}, timeout=5)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "echo: so?"
     back = to_anthropic("claude-x", canonical, stream=False)
     assert back["messages"][1:] == sent["messages"][1:2] + [{"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"},
-        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "Error: no data"}, {"type": "text", "text": "so?"}]}]
+        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "no data", "is_error": True},
+        {"type": "text", "text": "so?"}]}]
     with anthropic.Anthropic(base_url=fake_anthropic.base_url, api_key=FAKE_ANTHROPIC_API_KEY, max_retries=0, timeout=5) as again:
         sampling = {k: back.pop(k) for k in ("temperature", "top_p")}
         assert again.messages.create(**back, extra_body=sampling).content[0].type == "text"
@@ -230,7 +233,7 @@ def test_stream_flag_is_parsed(fake_anthropic):
 
 @pytest.mark.parametrize("patch,param", [
     ({"max_tokens": None}, "max_tokens"), ({"max_tokens": "5"}, "max_tokens"), ({"model": ""}, "model"),
-    ({"messages": []}, "messages"), ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({"messages": []}, "messages"), ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [{"type": "server_tool_use"}]}]}, "messages[0].content[0].type"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}]}, "messages[0].content[0].source"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
@@ -253,7 +256,7 @@ def test_render_response():
         "usage": {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35, "prompt_tokens_details": {"cached_tokens": 20}}}
     out = INGRESS.render_response(canonical, "client-model")
     assert out == {"id": "msg_abc", "type": "message", "role": "assistant", "model": "client-model", "stop_reason": "tool_use",
-                   "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 20},
+                   "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 20},
                    "content": [{"type": "text", "text": "hi"}, {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1, 2]}},
                                {"type": "tool_use", "id": "call_2", "name": "g", "input": {}}]}
     for finish, stop in (("length", "max_tokens"), ("content_filter", "refusal"), (None, "end_turn")):

@@ -2,9 +2,12 @@
 
 Requests become canonical chat requests: the top-level `system` becomes a system message,
 `tool_result` blocks become `tool` messages (ahead of the rest of their user turn, the order
-OpenAI wants), `tool_use` blocks become assistant `tool_calls`. Responses and chunk streams are
-rendered back as Anthropic `message` objects and its exact SSE event sequence. Fields with no
-canonical counterpart (`metadata`, `thinking`, `top_k`, cache control) are dropped.
+OpenAI wants; `is_error` and images kept), `tool_use` blocks become assistant `tool_calls`,
+`system` turns inside `messages` stay system messages where they are. `cache_control` markers,
+thinking blocks of earlier turns, `top_k`, `thinking`, `metadata.user_id` and `output_config`
+travel in the canonical extension keys (wire/canonical.py); any other field travels under
+`x_vendor.anthropic`, so a target that cannot honour it refuses it by name. Responses and chunk
+streams are rendered back as Anthropic `message` objects and its exact SSE event sequence.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ import orjson
 
 from ..errors import GatewayError, InvalidRequest, render_error
 from ..streaming.sse import sse_event
+from ..wire.anthropic import REQUEST_FIELDS, STOP_REASONS, THINKING_BLOCKS, from_canonical_usage
 
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                "content_filter": "refusal"}
-_DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+_DROPPED_BLOCKS = THINKING_BLOCKS  # in user turns: nothing to carry
 
 
 # --- Anthropic request -> canonical ------------------------------------------------------------
@@ -68,24 +70,50 @@ def _user_messages(content: Any, param: str) -> list[dict[str, Any]]:
     for j, block in enumerate(content):
         bparam = f"{param}[{j}]"
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
-            parts.append({"type": "text", "text": block.get("text") or ""})
-        elif kind == "image":
-            parts.append(_image_part(block, bparam))
-        elif kind == "document":
-            parts.append(_document_part(block, bparam))
+        if kind in ("text", "image", "document"):
+            parts.append(_part(block, bparam))
         elif kind == "tool_result":
             if not isinstance(block.get("tool_use_id"), str):
                 raise InvalidRequest("tool_result blocks need a tool_use_id", param=bparam + ".tool_use_id")
-            text = _text_of(block.get("content", ""), bparam + ".content")
-            if block.get("is_error") and not text.startswith("Error"):
-                text = "Error: " + text
-            results.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": text})
+            results.append(_tool_message(block, bparam))
         elif kind not in _DROPPED_BLOCKS:
             raise InvalidRequest(f"content block type {kind!r} is not supported", param=bparam + ".type")
-    if len(parts) == 1 and parts[0]["type"] == "text":
+    if len(parts) == 1 and set(parts[0]) == {"type", "text"}:
         return [*results, {"role": "user", "content": parts[0]["text"]}]
     return results + ([{"role": "user", "content": parts}] if parts else [])
+
+
+def _part(block: dict[str, Any], param: str) -> dict[str, Any]:
+    kind = block["type"]
+    if kind == "text":
+        part: dict[str, Any] = {"type": "text", "text": block.get("text") or ""}
+    elif kind == "image":
+        part = _image_part(block, param)
+    else:
+        part = _document_part(block, param)
+    if isinstance(block.get("cache_control"), dict):
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _tool_message(block: dict[str, Any], param: str) -> dict[str, Any]:
+    content = block.get("content", "")
+    message: dict[str, Any] = {"role": "tool", "tool_call_id": block["tool_use_id"]}
+    if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") != "text" for b in content):
+        parts = []
+        for j, sub in enumerate(content):
+            kind = sub.get("type") if isinstance(sub, dict) else None
+            if kind not in ("text", "image", "document"):
+                raise InvalidRequest(f"tool_result content type {kind!r} is not supported", param=f"{param}.content[{j}]")
+            parts.append(_part(sub, f"{param}.content[{j}]"))
+        message["content"] = parts
+    else:
+        message["content"] = _text_of(content, param + ".content")
+    if block.get("is_error"):
+        message["is_error"] = True
+    if isinstance(block.get("cache_control"), dict):
+        message["cache_control"] = block["cache_control"]
+    return message
 
 
 def _assistant_message(content: Any, param: str) -> dict[str, Any]:
@@ -95,9 +123,12 @@ def _assistant_message(content: Any, param: str) -> dict[str, Any]:
         raise InvalidRequest("content must be a string or an array of content blocks", param=param)
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
+        if kind in THINKING_BLOCKS:
+            thinking.append(block)
+        elif kind == "text":
             texts.append(block.get("text") or "")
         elif kind == "tool_use":
             if not isinstance(block.get("name"), str) or not isinstance(block.get("id"), str):
@@ -110,6 +141,8 @@ def _assistant_message(content: Any, param: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    if thinking:
+        message["thinking_blocks"] = thinking
     return message
 
 
@@ -125,7 +158,10 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         fn: dict[str, Any] = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
         if isinstance(tool.get("description"), str):
             fn["description"] = tool["description"]
-        out.append({"type": "function", "function": fn})
+        entry: dict[str, Any] = {"type": "function", "function": fn}
+        if isinstance(tool.get("cache_control"), dict):
+            entry["cache_control"] = tool["cache_control"]
+        out.append(entry)
     return out
 
 
@@ -159,10 +195,7 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest("messages: Field required (a non-empty array)", param="messages")
     messages: list[dict[str, Any]] = []
     if body.get("system"):
-        system = body["system"]
-        # one string: the blocks' concatenation, and what every OpenAI-compatible server accepts
-        system = _text_of(system, "system")
-        messages.append({"role": "system", "content": system})
+        messages.append(_system_message(body["system"], "system"))
     for i, msg in enumerate(raw):
         param = f"messages[{i}]"
         role = msg.get("role") if isinstance(msg, dict) else None
@@ -170,8 +203,11 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
             messages.extend(_user_messages(msg.get("content"), param + ".content"))
         elif role == "assistant":
             messages.append(_assistant_message(msg.get("content"), param + ".content"))
+        elif role == "system":  # Claude Code sends system turns inside the conversation
+            messages.append(_system_message(msg.get("content"), param + ".content"))
         else:
-            raise InvalidRequest(f"unexpected role {role!r}: messages are user or assistant turns", param=param + ".role")
+            raise InvalidRequest(f"unexpected role {role!r}: messages are user, assistant or system turns",
+                                 param=param + ".role")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
@@ -190,7 +226,61 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
         request["tools"] = _tools(body["tools"])
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], request)
+    _extensions(body, request)
     return request
+
+
+def _system_message(system: Any, param: str) -> dict[str, Any]:
+    if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
+        parts = []
+        for j, block in enumerate(system):
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise InvalidRequest("expected text blocks", param=f"{param}[{j}]")
+            parts.append(_part(block, f"{param}[{j}]"))
+        return {"role": "system", "content": parts}
+    # one string: the blocks' concatenation, and what every OpenAI-compatible server accepts
+    return {"role": "system", "content": _text_of(system, param)}
+
+
+def _extensions(body: dict[str, Any], request: dict[str, Any]) -> None:
+    """Anthropic fields beyond the OpenAI chat shape: canonical extension keys where one exists,
+    `x_vendor.anthropic` for the rest (refused by name by any target that cannot honour them)."""
+    if isinstance(body.get("top_k"), int):
+        request["top_k"] = body["top_k"]
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):
+        kind = thinking.get("type")
+        if kind == "enabled" and isinstance(thinking.get("budget_tokens"), int):
+            request["reasoning_budget"] = thinking["budget_tokens"]
+        elif kind == "disabled":
+            request["reasoning_budget"] = 0
+        elif kind == "adaptive":
+            request["reasoning_budget"] = -1
+        else:
+            raise InvalidRequest("thinking.type must be enabled (with budget_tokens), disabled or adaptive",
+                                 param="thinking")
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        request["user"] = metadata["user_id"]
+    extra: dict[str, Any] = {k: v for k, v in body.items() if k not in REQUEST_FIELDS and v is not None}
+    config = body.get("output_config")
+    if isinstance(config, dict):
+        config = dict(config)
+        if isinstance(config.get("effort"), str):
+            request["reasoning_effort"] = config.pop("effort")
+        if isinstance(config.get("format"), dict):
+            _output_format(config.pop("format"), request)
+        if config:
+            extra["output_config"] = config
+    if isinstance(body.get("output_format"), dict):
+        _output_format(body["output_format"], request)
+    request["x_vendor"] = {"anthropic": extra} if extra else {}
+
+
+def _output_format(fmt: dict[str, Any], request: dict[str, Any]) -> None:
+    if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise InvalidRequest("output format must be json_schema with a schema", param="output_config.format")
+    request["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
 
 
 # --- canonical -> Anthropic --------------------------------------------------------------------
@@ -211,14 +301,7 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def anthropic_usage(usage: Any) -> dict[str, int]:
-    if not isinstance(usage, dict):
-        return {"input_tokens": 0, "output_tokens": 0}
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    out = {"input_tokens": (usage.get("prompt_tokens") or 0) - cached, "output_tokens": usage.get("completion_tokens") or 0}
-    if cached:
-        out["cache_read_input_tokens"] = cached
-    return out
+anthropic_usage = from_canonical_usage
 
 
 def _content_text(content: Any) -> str:
@@ -231,7 +314,7 @@ def from_canonical(response: dict[str, Any], model: str) -> dict[str, Any]:
     choices = response.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = _thinking_out(message)
     text = _content_text(message.get("content"))
     if text:
         content.append({"type": "text", "text": text})
@@ -245,10 +328,25 @@ def from_canonical(response: dict[str, Any], model: str) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
-        "stop_sequence": None,
+        **_stop(choice.get("finish_reason"), choice.get("stop_reason")),
         "usage": anthropic_usage(response.get("usage")),
     }
+
+
+def _stop(finish_reason: Any, sequence: Any) -> dict[str, Any]:
+    if finish_reason in (None, "stop") and isinstance(sequence, str):
+        return {"stop_reason": "stop_sequence", "stop_sequence": sequence}
+    return {"stop_reason": STOP_REASONS.get(finish_reason or "stop", "end_turn"), "stop_sequence": None}
+
+
+def _thinking_out(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Thinking blocks first, as Anthropic orders them; reasoning text from another vendor becomes
+    a thinking block without a signature (it can only be replayed to that vendor)."""
+    blocks = [b for b in message.get("thinking_blocks") or () if isinstance(b, dict) and b.get("type") in THINKING_BLOCKS]
+    if blocks:
+        return [dict(b) for b in blocks]
+    reasoning = message.get("reasoning_content")
+    return [{"type": "thinking", "thinking": reasoning, "signature": ""}] if isinstance(reasoning, str) and reasoning else []
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
@@ -259,7 +357,8 @@ class AnthropicStreamEncoder:
     """Canonical chunks -> message_start, content_block_start/delta/stop per block, message_delta,
     message_stop. message_delta waits for `end()`: usage may arrive in a trailing chunk."""
 
-    __slots__ = ("model", "started", "ended", "open", "blocks", "tools", "finish_reason", "usage")
+    __slots__ = ("model", "started", "ended", "open", "blocks", "tools", "finish_reason", "usage", "stop_sequence",
+                 "thinking")
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -269,6 +368,8 @@ class AnthropicStreamEncoder:
         self.tools: dict[int, int] = {}  # canonical tool call index -> content block index
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.stop_sequence: str | None = None
+        self.thinking: int | None = None  # index of the open thinking block
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
         self.started = True
@@ -314,15 +415,29 @@ class AnthropicStreamEncoder:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                if self.thinking is None or self.open != self.thinking:
+                    out += self._open({"type": "thinking", "thinking": "", "signature": ""})
+                    self.thinking = self.open
+                out += _event("content_block_delta", {"index": self.open,
+                                                      "delta": {"type": "thinking_delta", "thinking": reasoning}})
+            for block in delta.get("thinking_blocks") or ():
+                if isinstance(block, dict) and block.get("signature") and self.thinking is not None \
+                        and self.open == self.thinking:
+                    out += _event("content_block_delta", {"index": self.open, "delta": {
+                        "type": "signature_delta", "signature": block["signature"]}})
             text = delta.get("content")
             if isinstance(text, str) and text:
-                if self.open is None or self.open in self.tools.values():
+                if self.open is None or self.open in self.tools.values() or self.open == self.thinking:
                     out += self._open({"type": "text", "text": ""})
                 out += _event("content_block_delta", {"index": self.open, "delta": {"type": "text_delta", "text": text}})
             for call in delta.get("tool_calls") or ():
                 out += self._tool_call(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+                if isinstance(choice.get("stop_reason"), str):
+                    self.stop_sequence = choice["stop_reason"]
                 out += self._close()
         return out
 
@@ -332,8 +447,7 @@ class AnthropicStreamEncoder:
         out = (b"" if self.started else self._start({})) + self._close()
         self.ended = True
         usage = anthropic_usage(self.usage)
-        stop_reason = STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
-        out += _event("message_delta", {"delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage})
+        out += _event("message_delta", {"delta": _stop(self.finish_reason, self.stop_sequence), "usage": usage})
         return out + _event("message_stop", {})
 
     def error(self, err: GatewayError, request_id: str) -> bytes:
