@@ -234,7 +234,7 @@ def test_parse_requests_as_the_sdk_sends_them(fake_gemini):
 
     assert INGRESS.parse_request(streamed.json, model="gemini-fake", stream=True) == {
         "model": "gemini-fake", "messages": [{"role": "user", "content": "hi"}],
-        "stream": True, "stream_options": {"include_usage": True}}
+        "stream": True, "stream_options": {"include_usage": True}, "x_vendor": {}}
 
 
 def test_parse_matches_function_responses():

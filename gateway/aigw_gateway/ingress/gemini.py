@@ -14,16 +14,12 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError, InvalidRequest, render_error
+from ..wire.gemini import (FINISH_OUT, GENERATION_FIELDS, GENERATION_HANDLED, REQUEST_FIELDS, SCHEMA_TO_JSON,
+                           from_canonical_usage)
 
 _ROLES = {"user": "user", "model": "assistant", "function": "user", None: "user"}
 _MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"}
-_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP",
-           "function_call": "STOP"}
-# Gemini's Schema fields that mean the same in JSON Schema.
-_SCHEMA_KEEP = frozenset({
-    "description", "title", "enum", "format", "required", "minItems", "maxItems", "minimum", "maximum",
-    "minLength", "maxLength", "pattern", "minProperties", "maxProperties", "default",
-})
+_FINISH = FINISH_OUT
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -37,7 +33,7 @@ def json_schema(schema: Any) -> dict[str, Any]:
     """A Gemini `Schema` (OpenAPI subset, upper-case types) as JSON Schema."""
     if not isinstance(schema, dict):
         return {}
-    out: dict[str, Any] = {k: v for k, v in schema.items() if k in _SCHEMA_KEEP}
+    out: dict[str, Any] = {k: v for k, v in schema.items() if k in SCHEMA_TO_JSON}
     kind = schema.get("type")
     if isinstance(kind, str) and kind.upper() not in ("TYPE_UNSPECIFIED", ""):
         out["type"] = kind.lower()
@@ -179,16 +175,18 @@ def _tools(body: dict[str, Any], canonical: dict[str, Any]) -> None:
         canonical["tools"] = tools
 
 
-def _generation(config: dict[str, Any], canonical: dict[str, Any]) -> None:
-    for camel, snake, dst in (
-        ("maxOutputTokens", "max_output_tokens", "max_tokens"), ("temperature", "temperature", "temperature"),
-        ("topP", "top_p", "top_p"), ("seed", "seed", "seed"), ("stopSequences", "stop_sequences", "stop"),
-        ("presencePenalty", "presence_penalty", "presence_penalty"),
-        ("frequencyPenalty", "frequency_penalty", "frequency_penalty"),
-    ):
-        value = _get(config, camel, snake)
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+def _generation(config: dict[str, Any], canonical: dict[str, Any], extra: dict[str, Any]) -> None:
+    known = set()
+    for camel, dst in GENERATION_FIELDS.items():
+        known.update((camel, _snake(camel)))
+        value = _get(config, camel, _snake(camel))
         if value is not None:
             canonical[dst] = value
+    known.update(h for name in GENERATION_HANDLED for h in (name, _snake(name)))
     if _get(config, "responseMimeType", "response_mime_type") == "application/json":
         schema = _get(config, "responseJsonSchema", "response_json_schema")
         if not isinstance(schema, dict):
@@ -197,6 +195,20 @@ def _generation(config: dict[str, Any], canonical: dict[str, Any]) -> None:
         if schema:
             named = {"name": "response", "schema": schema}
             canonical["response_format"] = {"type": "json_schema", "json_schema": named}
+    thinking = _get(config, "thinkingConfig", "thinking_config")
+    if isinstance(thinking, dict):
+        budget = _get(thinking, "thinkingBudget", "thinking_budget")
+        level = _get(thinking, "thinkingLevel", "thinking_level")
+        if isinstance(budget, int):
+            canonical["reasoning_budget"] = budget
+        elif isinstance(level, str):
+            canonical["reasoning_effort"] = level.lower()
+    modalities = _get(config, "responseModalities", "response_modalities")
+    if modalities and [str(m).upper() for m in modalities] != ["TEXT"]:
+        extra["generationConfig.responseModalities"] = modalities
+    for key, value in config.items():
+        if key not in known and value is not None:
+            extra[f"generationConfig.{key}"] = value
 
 
 # --- canonical -> Gemini response -------------------------------------------------------------
@@ -216,17 +228,7 @@ def _function_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     return call
 
 
-def usage_metadata(usage: Any) -> dict[str, Any] | None:
-    if not isinstance(usage, dict):
-        return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    thoughts = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    meta = {"promptTokenCount": prompt, "candidatesTokenCount": completion - thoughts,
-            "totalTokenCount": int(usage.get("total_tokens") or prompt + completion)}
-    if thoughts:
-        meta["thoughtsTokenCount"] = thoughts
-    return meta
+usage_metadata = from_canonical_usage
 
 
 def _event(data: dict[str, Any]) -> bytes:
@@ -291,6 +293,9 @@ class GeminiStreamEncoder:
         return b"data: " + render_error(err, request_id, "gemini") + b"\r\n\r\n"
 
 
+_SNAKE_FIELDS = frozenset(_snake(f) for f in REQUEST_FIELDS)
+
+
 class GeminiIngress:
     name = "gemini"
     stream_media_type = "text/event-stream"
@@ -319,9 +324,14 @@ class GeminiIngress:
                 conversation.user_turn(content["parts"], c)
         canonical: dict[str, Any] = {"model": model.removeprefix("models/"), "messages": conversation.messages}
         _tools(body, canonical)
+        extra: dict[str, Any] = {}
         config = _get(body, "generationConfig", "generation_config")
         if isinstance(config, dict):
-            _generation(config, canonical)
+            _generation(config, canonical, extra)
+        for key, value in body.items():  # safetySettings, cachedContent, labels, ...: Gemini's own
+            if key not in REQUEST_FIELDS and key not in _SNAKE_FIELDS and value is not None:
+                extra[key] = value
+        canonical["x_vendor"] = {"gemini": extra} if extra else {}
         if stream:
             canonical["stream"] = True
             canonical["stream_options"] = {"include_usage": True}
@@ -333,6 +343,8 @@ class GeminiIngress:
         for i, choice in enumerate(choices):
             message = choice.get("message") or {}
             parts: list[dict[str, Any]] = []
+            if message.get("reasoning_content"):
+                parts.append({"text": message["reasoning_content"], "thought": True})
             if message.get("content"):
                 content = message["content"]
                 text = content if isinstance(content, str) else "".join(

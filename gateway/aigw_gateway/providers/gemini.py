@@ -23,14 +23,9 @@ from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError, InvalidRequest, UpstreamBadResponse, upstream_status_error
 from ..streaming.sse import SSEParser
+from ..wire.canonical import reasoning_budget
+from ..wire.gemini import FINISH_REASONS, SCHEMA_FORMATS, SCHEMA_FROM_JSON, to_canonical_usage
 from .base import UpstreamRequest
-
-# Anything else (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...) ends the answer as "stop".
-FINISH_REASONS: dict[str, str] = {
-    "STOP": "stop", "MAX_TOKENS": "length",
-    **dict.fromkeys(("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-                     "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"), "content_filter"),
-}
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
 # identity: a stream is relayed as it arrives, never through a decompressor's buffer.
@@ -42,13 +37,6 @@ _VERSIONED = ("/v1beta", "/v1", "/v1alpha")
 _SIGNATURE_BYPASS = "skip_thought_signature_validator"
 _GEMINI_MAJOR = re.compile(r"gemini-(\d+)")
 
-# The OpenAPI subset of `Schema` that Gemini accepts; everything else ($schema,
-# additionalProperties, $ref after inlining, ...) is dropped.
-_SCHEMA_KEEP = frozenset({
-    "description", "title", "nullable", "required", "minItems", "maxItems", "minimum", "maximum",
-    "minLength", "maxLength", "pattern", "minProperties", "maxProperties", "default", "propertyOrdering",
-})
-_FORMATS = frozenset({"enum", "date-time", "float", "double", "int32", "int64"})
 _MAX_REF_DEPTH = 8
 _MIME_BY_EXT = {"png": "image/png", "gif": "image/gif", "webp": "image/webp", "pdf": "application/pdf"}
 
@@ -87,7 +75,7 @@ def gemini_schema(schema: Any, root: dict[str, Any] | None = None, depth: int = 
             merged.update({k: v for k, v in sub.items() if k not in merged})
         return gemini_schema(merged, root, depth + 1)
 
-    out: dict[str, Any] = {k: v for k, v in schema.items() if k in _SCHEMA_KEEP}
+    out: dict[str, Any] = {k: v for k, v in schema.items() if k in SCHEMA_FROM_JSON}
     types = schema.get("type")
     type_list = types if isinstance(types, list) else [types] if isinstance(types, str) else []
     if "null" in type_list:
@@ -112,7 +100,7 @@ def gemini_schema(schema: Any, root: dict[str, Any] | None = None, depth: int = 
     if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum):
         out["enum"] = enum
         out.setdefault("type", "STRING")
-    if schema.get("format") in _FORMATS:
+    if schema.get("format") in SCHEMA_FORMATS:
         out["format"] = schema["format"]
     if isinstance(schema.get("properties"), dict):
         out["properties"] = {name: gemini_schema(sub, root, depth) for name, sub in schema["properties"].items()}
@@ -239,7 +227,14 @@ def _contents(messages: list[Any], model: str) -> tuple[list[dict[str, Any]], li
             name = names.get(msg.get("tool_call_id", "")) or msg.get("name")
             if not name:
                 raise InvalidRequest("tool message answers no earlier tool call", param=f"messages[{i}].tool_call_id")
-            add("user", [{"functionResponse": {"name": name, "response": _tool_response(content)}}])
+            media = [p for p in content if isinstance(p, dict) and p.get("type") != "text"] \
+                if isinstance(content, list) else []
+            response = _tool_response(content)
+            if msg.get("is_error"):  # Gemini's convention for a failed call: the error under "error"
+                response = {"error": response.get("output", response)}
+            # images a tool returned follow its functionResponse in the same user turn
+            add("user", [{"functionResponse": {"name": name, "response": response}},
+                         *_user_parts(media, f"messages[{i}].content")])
         else:
             raise InvalidRequest(f"unsupported message role {role!r}", param=f"messages[{i}].role")
     if not contents:
@@ -280,7 +275,13 @@ def _tools(request: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any
 
 
 def _generation_config(request: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {"candidateCount": 1}
+    n = request.get("n")
+    config: dict[str, Any] = {"candidateCount": n if isinstance(n, int) and n > 1 else 1}
+    if isinstance(request.get("top_k"), int):
+        config["topK"] = request["top_k"]
+    budget = reasoning_budget(request)
+    if budget is not None:
+        config["thinkingConfig"] = {"thinkingBudget": budget}
     max_tokens = request.get("max_completion_tokens") or request.get("max_tokens")
     if max_tokens:
         config["maxOutputTokens"] = max_tokens
@@ -315,27 +316,18 @@ def gemini_request(request: dict[str, Any], model: str) -> dict[str, Any]:
     if tool_config:
         body["toolConfig"] = tool_config
     body["generationConfig"] = _generation_config(request)
+    for key, value in ((request.get("x_vendor") or {}).get("gemini") or {}).items():  # the Gemini client's own
+        section, _, name = key.partition(".")
+        if name and section == "generationConfig":
+            body["generationConfig"][name] = value
+        else:
+            body[key] = value
     return body
 
 
 # --- Gemini answers -> canonical --------------------------------------------------------------
 
-def canonical_usage(meta: Any) -> dict[str, Any] | None:
-    if not isinstance(meta, dict):
-        return None
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
-    usage: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": int(meta.get("totalTokenCount") or prompt + completion),
-    }
-    if thoughts:
-        usage["completion_tokens_details"] = {"reasoning_tokens": thoughts}
-    if meta.get("cachedContentTokenCount"):
-        usage["prompt_tokens_details"] = {"cached_tokens": int(meta["cachedContentTokenCount"])}
-    return usage
+canonical_usage = to_canonical_usage
 
 
 def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
@@ -345,6 +337,11 @@ def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.get("name", ""), "arguments": orjson.dumps({} if args is None else args).decode()},
     }
+
+
+def _thoughts(candidate: dict[str, Any]) -> str:
+    return "".join(p["text"] for p in (candidate.get("content") or {}).get("parts") or ()
+                   if isinstance(p, dict) and p.get("thought") and isinstance(p.get("text"), str))
 
 
 def _split_parts(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -410,6 +407,18 @@ def _error_from_body(data: Any, status: int | None, retry_after: str | None, tar
     return upstream_status_error(status or 502, detail[:500] if detail else None, retry_after, target)
 
 
+def _choice(candidate: dict[str, Any], i: int) -> dict[str, Any]:
+    text, calls = _split_parts(candidate)
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = calls
+    if thoughts := _thoughts(candidate):
+        message["reasoning_content"] = thoughts
+    index = candidate.get("index")
+    return {"index": index if isinstance(index, int) else i, "message": message,
+            "finish_reason": _finish_reason(candidate.get("finishReason"), bool(calls))}
+
+
 class GeminiAdapter:
     def chat_request(
         self, provider: ProviderConfig, api_key: str | None, model: str, request: dict[str, Any], stream: bool
@@ -434,15 +443,12 @@ class GeminiAdapter:
         if _blocked(data):
             message: dict[str, Any] = {"role": "assistant", "content": None}
             finish = "content_filter"
-        elif candidate := _first(data.get("candidates")):
-            text, calls = _split_parts(candidate)
-            message = {"role": "assistant", "content": text or (None if calls else "")}
-            if calls:
-                message["tool_calls"] = calls
-            finish = _finish_reason(candidate.get("finishReason"), bool(calls))
+        elif _first(data.get("candidates")):
+            completion["choices"] = [_choice(c, i) for i, c in enumerate(data["candidates"]) if isinstance(c, dict)]
         else:
             raise UpstreamBadResponse(f"upstream {target} returned a response without candidates")
-        completion["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
+        if "choices" not in completion:
+            completion["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
         usage = canonical_usage(data.get("usageMetadata"))
         if usage:
             completion["usage"] = usage
@@ -501,6 +507,8 @@ class GeminiStreamTranslator:
         self.usage = usage or self.usage
         candidate = _first(data.get("candidates"))
         text, calls = _split_parts(candidate)
+        if thoughts := _thoughts(candidate):
+            out.append(self._chunk({"reasoning_content": thoughts}))
         if text:
             out.append(self._chunk({"content": text}))
         for call in calls:
