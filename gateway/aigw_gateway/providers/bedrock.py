@@ -120,6 +120,8 @@ def sigv4_headers(
 
 # --- canonical request -> Converse -------------------------------------------------------------
 
+CACHE_POINT = {"cachePoint": {"type": "default"}}
+
 def _image(part: dict[str, Any], param: str) -> dict[str, Any]:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
@@ -149,6 +151,8 @@ def _blocks(content: Any, param: str) -> list[dict[str, Any]]:
             blocks.append(_image(part, f"{param}[{j}]"))
         else:
             raise InvalidRequest(f"content part type {kind!r} is not supported by Bedrock targets", param=f"{param}[{j}]")
+        if isinstance(part.get("cache_control"), dict):
+            blocks.append(dict(CACHE_POINT))  # Bedrock's prompt caching breakpoint after the marked block
     return blocks
 
 
@@ -184,7 +188,9 @@ def _turns(messages: Any) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
             raise InvalidRequest("messages must be objects", param=param)
         role, content = msg.get("role"), msg.get("content")
         if role in ("system", "developer"):
-            if text := _text(content):
+            if isinstance(content, list):
+                system.extend(b for b in _blocks(content, param + ".content") if "text" in b or "cachePoint" in b)
+            elif text := _text(content):
                 system.append({"text": text})
             continue
         if role == "user":
@@ -194,8 +200,12 @@ def _turns(messages: Any) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
             blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(msg.get("tool_calls") or ())]
         elif role == "tool":
             role = "user"
-            text = _text(content)
-            blocks = [{"toolResult": {"toolUseId": msg.get("tool_call_id") or "", "content": [{"text": text}] if text else []}}]
+            parts = [b for b in _blocks(content, param + ".content") if "cachePoint" not in b] \
+                if isinstance(content, list) else ([{"text": content}] if isinstance(content, str) and content else [])
+            result: dict[str, Any] = {"toolUseId": msg.get("tool_call_id") or "", "content": parts}
+            if msg.get("is_error"):
+                result["status"] = "error"
+            blocks = [{"toolResult": result}]
         else:
             raise InvalidRequest(f"role {role!r} is not supported by Bedrock targets", param=param + ".role")
         if not blocks:
@@ -226,6 +236,8 @@ def _tool_config(request: dict[str, Any], turns: list[dict[str, Any]]) -> dict[s
         if fn.get("description"):
             spec["description"] = fn["description"]
         tools.append({"toolSpec": spec})
+        if isinstance(tool.get("cache_control"), dict):
+            tools.append(dict(CACHE_POINT))
     choice = request.get("tool_choice")
     used = {b["toolUse"]["name"] for t in turns for b in t["content"] if "toolUse" in b}
     has_results = any("toolResult" in b for t in turns for b in t["content"])

@@ -31,12 +31,13 @@ from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError, InvalidRequest, UpstreamBadResponse, upstream_status_error
 from ..streaming.sse import NDJSONParser
+from ..wire.canonical import effort_for_budget, reasoning_budget
 from .base import UpstreamRequest
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # "load"/"unload" and others: stop
 # canonical request field -> native `options` field
 _OPTIONS = {
-    "temperature": "temperature", "top_p": "top_p", "seed": "seed",
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
     "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
 }
 
@@ -169,6 +170,10 @@ def to_ollama(model: str, request: dict[str, Any], stream: bool) -> dict[str, An
     tools = [t for t in request.get("tools") or () if isinstance(t, dict) and t.get("type", "function") == "function"]
     if tools and request.get("tool_choice") != "none":
         body["tools"] = [{"type": "function", "function": t.get("function")} for t in tools]
+    budget = reasoning_budget(request)
+    if budget is not None:  # Ollama's `think`: a level for the models that take one, else on/off
+        effort = request.get("reasoning_effort") or effort_for_budget(budget)
+        body["think"] = False if budget == 0 else {"minimal": "low"}.get(effort, effort) if effort else True
     fmt = _format(request.get("response_format"))
     if fmt is not None:
         body["format"] = fmt
