@@ -230,7 +230,7 @@ def test_stream_flag_is_parsed(fake_anthropic):
 
 @pytest.mark.parametrize("patch,param", [
     ({"max_tokens": None}, "max_tokens"), ({"max_tokens": "5"}, "max_tokens"), ({"model": ""}, "model"),
-    ({"messages": []}, "messages"), ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({"messages": []}, "messages"), ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [{"type": "server_tool_use"}]}]}, "messages[0].content[0].type"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}]}, "messages[0].content[0].source"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
@@ -241,6 +241,19 @@ def test_invalid_requests_name_the_field(patch, param):
     with pytest.raises(InvalidRequest) as exc:
         INGRESS.parse_request({k: v for k, v in body.items() if v is not None})
     assert exc.value.param == param and exc.value.status_code == 400
+
+
+def test_system_turns_anywhere_become_system_messages():
+    """Claude Code's default mode sends `system` turns inside `messages`: translated, never a 400."""
+    body = {"model": "m", "max_tokens": 5, "system": "top", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": [{"type": "text", "text": "note one"}]},
+        {"role": "assistant", "content": "ok"}, {"role": "system", "content": "note two"}]}
+    assert INGRESS.parse_request(body)["messages"] == [
+        {"role": "system", "content": "top"}, {"role": "user", "content": "hi"}, {"role": "system", "content": "note one"},
+        {"role": "assistant", "content": "ok"}, {"role": "system", "content": "note two"}]
+    # an Anthropic target (on the translated path) gets them back as its top-level system
+    assert to_anthropic("m", INGRESS.parse_request(body), stream=False)["system"] == [
+        {"type": "text", "text": "top"}, {"type": "text", "text": "note one"}, {"type": "text", "text": "note two"}]
 
 
 # --- rendering --------------------------------------------------------------------------------

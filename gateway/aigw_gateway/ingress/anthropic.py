@@ -170,8 +170,13 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
             messages.extend(_user_messages(msg.get("content"), param + ".content"))
         elif role == "assistant":
             messages.append(_assistant_message(msg.get("content"), param + ".content"))
+        elif role == "system":  # a system turn mid-conversation (Claude Code sends them under a beta)
+            text = _text_of(msg.get("content"), param + ".content")
+            if text:
+                messages.append({"role": "system", "content": text})
         else:
-            raise InvalidRequest(f"unexpected role {role!r}: messages are user or assistant turns", param=param + ".role")
+            raise InvalidRequest(f"unexpected role {role!r}: messages are user, assistant or system turns",
+                                 param=param + ".role")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
