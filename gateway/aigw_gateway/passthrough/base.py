@@ -87,6 +87,7 @@ class NativeRequest:
     model: str  # what the client asked for
     stream: bool = False
     headers: dict[str, str] = field(default_factory=dict)  # allow-listed client headers
+    action: str = ""  # the API's method where the URL names it (Gemini: embedContent, ...)
     native: Callable[[ProviderConfig], Any | None] = lambda _p: None  # adapter for this provider, or None
     translate: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # body -> canonical chat request
     _canonical: dict[str, Any] | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -47,8 +47,8 @@ def _guard_input(call: Call, runtime, api: NativeApi, native: NativeRequest) -> 
 
 
 def _request(call: Call, request: Request, api: NativeApi, operation: str, raw: bytes, body: dict[str, Any],
-             model: str, stream: bool) -> NativeRequest:
-    native = NativeRequest(api.name, operation, body, raw, model, stream, forwarded(api.name, request.headers))
+             model: str, stream: bool, action: str = "") -> NativeRequest:
+    native = NativeRequest(api.name, operation, body, raw, model, stream, forwarded(api.name, request.headers), action)
     factory = call.stream_guard
 
     def adapter(provider):
@@ -184,5 +184,35 @@ async def count_tokens(state, request: Request, api: NativeApi, raw: bytes, body
     return Response(out, media_type="application/json", headers={**call.headers(), **extra})
 
 
-def unsupported(api: NativeApi, what: str, route_name: str) -> InvalidRequest:
-    return InvalidRequest(f"{what} is not supported by any target of the route {route_name!r}")
+async def embeddings(state, request: Request, api: NativeApi, raw: bytes, body: dict[str, Any], *, model: str,
+                     action: str, pick: Callable[[NativeRequest, Any], Any | None],
+                     estimate: Callable[[dict[str, Any], int], int]) -> Response:
+    """An embeddings method of the client's API; `pick(request, provider)` is the adapter of a
+    target that can serve it (natively or translated), or None. A route none of whose targets
+    can is a 400 naming the method, not an upstream failure."""
+    call = _call(state, request, "embeddings")
+    try:
+        runtime = state.runtime()
+        call.tenant = authenticate(runtime, request.headers)
+        call.route = resolve_route(runtime, call.tenant, model)
+        native = _request(call, request, api, "embeddings", raw, body, model, False, action)
+        native.native = lambda provider: pick(native, provider)
+        if not any(pick(native, runtime.providers[t.credential]) is not None for t in call.route.targets):
+            kinds = ", ".join(sorted({runtime.providers[t.credential].provider for t in call.route.targets}))
+            raise InvalidRequest(f"{action} is not supported by the targets of the model {model!r} (providers: {kinds})",
+                                 param="model")
+        await call.admit(estimate(body, runtime.config.settings.max_tokens_estimate))
+        limit_headers = call.limit_headers()
+        _guard_input(call, runtime, api, native)
+        result = await state.executor.run(runtime, call.route, native, False, call.attempts, operation="embeddings")
+        assert isinstance(result, Completed) and isinstance(result.response, Answer)
+        call.usage = api.usage_of(result.response)
+        out = result.response.raw or orjson.dumps(dict(result.response))
+    except GatewayError as err:
+        await call.settle()
+        call.finish(err.status_code)
+        raise
+    cost = await call.settle()
+    call.finish(200)
+    headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
+    return Response(out, media_type="application/json", headers=headers)

@@ -410,6 +410,14 @@ def _error_from_body(data: Any, status: int | None, retry_after: str | None, tar
     return upstream_status_error(status or 502, detail[:500] if detail else None, retry_after, target)
 
 
+def model_url(base_url: str, model: str, method: str) -> str:
+    """`{base}/v1beta/models/{model}:{method}` (a base URL with its own version keeps it)."""
+    base = base_url.rstrip("/")
+    if not base.endswith(_VERSIONED):
+        base += "/v1beta"
+    return f"{base}/models/{quote(model.removeprefix('models/'), safe='-._~@')}:{method}"
+
+
 class GeminiAdapter:
     def chat_request(
         self, provider: ProviderConfig, api_key: str | None, model: str, request: dict[str, Any], stream: bool
@@ -417,13 +425,9 @@ class GeminiAdapter:
         headers = dict(_SSE if stream else _JSON)
         if api_key:
             headers["x-goog-api-key"] = api_key
-        base = provider.base_url.rstrip("/")
-        if not base.endswith(_VERSIONED):
-            base += "/v1beta"
-        name = quote(model.removeprefix("models/"), safe="-._~@")
-        method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         body = orjson.dumps(gemini_request(request, model))
-        return UpstreamRequest("POST", f"{base}/models/{name}{method}", headers, body)
+        return UpstreamRequest("POST", model_url(provider.base_url, model, method), headers, body)
 
     def chat_response(self, body: bytes, target: str, model: str) -> dict[str, Any]:
         data = _load(body, target)
@@ -528,3 +532,6 @@ class GeminiStreamTranslator:
         if not self.finished:
             raise UpstreamBadResponse(f"upstream {self.target} ended the stream before a finishReason")
         return out
+
+
+error_from_body = _error_from_body  # the one mapping of Google's error body (passthrough/ uses it too)
