@@ -196,3 +196,21 @@ def test_system_turn_translated_for_an_openai_target(tmp_path, fake_openai, star
     assert msg.content[0].text == "echo: hi"
     assert fake_openai.last_request.json["messages"][-1] == {"role": "system", "content": "be terse"}
     assert "anthropic-beta" not in fake_openai.last_request.headers  # provider headers go to their provider only
+
+
+def test_count_tokens_native_and_estimated(tmp_path, fake_anthropic, fake_openai, start_gateway):
+    gw = start_gateway("-f", crs(tmp_path, fake_anthropic))
+    sent = Sent()
+    counted = client(gw, sent).messages.count_tokens(model=ROUTE, system="one two",
+                                                     messages=[{"role": "user", "content": "three four five"}])
+    assert counted.input_tokens == 5
+    upstream = fake_anthropic.last_request
+    assert upstream.path == "/v1/messages/count_tokens" and upstream.json["model"] == UPSTREAM
+    assert upstream.body == sent.bodies[-1].replace(f'"model":"{ROUTE}"'.encode(), f'"model":"{UPSTREAM}"'.encode())
+    # no Anthropic target: the gateway's estimate, and a header that says so
+    other = start_gateway("-f", str(write_crs(tmp_path / "o.yaml", fake_openai.base_url, model="gpt-route")))
+    raw = client(other).messages.with_raw_response.count_tokens(
+        model="gpt-route", messages=[{"role": "user", "content": "three four five"}])
+    assert raw.parse().input_tokens > 0 and raw.headers["x-aigw-token-count"] == "estimate"
+    with pytest.raises(anthropic.NotFoundError):
+        client(other).messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])
