@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> ASGIApp:
             ("POST", "/v1/chat/completions"): openai.chat_completions,
             ("POST", "/v1/embeddings"): openai.embeddings,
             ("POST", "/v1/messages"): anthropic.messages,
+            ("POST", "/v1/messages/count_tokens"): anthropic.count_tokens,
         },
         (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
     )

@@ -44,6 +44,9 @@ Misbehaving: every ``Behaviour`` field and model directive of ``FakeOpenAI`` wor
 after N events), plus ``AnthropicBehaviour(stream_error_after=n, stream_error_type=...)`` /
 ``"claude-fake~error_after=2"``: after n events send an ``event: error`` (``overloaded_error`` by
 default) and end the stream, as Anthropic does when it is overloaded mid-stream.
+Shapes by directive too: ``~no_tools=1`` answers text although tools are offered (what an agent
+such as Claude Code needs to finish), ``~cache_read=N`` / ``~cache_write=N`` set the cache usage.
+With an ``anthropic-beta`` header, ``system`` turns inside ``messages`` are accepted.
 """
 
 from __future__ import annotations
@@ -88,9 +91,12 @@ class AnthropicBehaviour(Behaviour):
     tool_preamble: str | None = None  # a text block before the tool_use block
     cache_read_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
+    no_tools: bool = False  # answer with text even when the request offers tools (agents: Claude Code)
 
 
-_OWN_DIRECTIVES = {"error_after": ("stream_error_after", int), "error_type": ("stream_error_type", str)}
+_OWN_DIRECTIVES = {"error_after": ("stream_error_after", int), "error_type": ("stream_error_type", str),
+                   "no_tools": ("no_tools", lambda v: v.strip().lower() in ("1", "true", "yes", "")),
+                   "cache_read": ("cache_read_input_tokens", int), "cache_write": ("cache_creation_input_tokens", int)}
 
 
 def parse_directives(model: str) -> tuple[str, AnthropicBehaviour]:
@@ -182,8 +188,9 @@ def _check_block(block: Any, role: str, where: str) -> None:
         raise _Invalid(f"{where}.type: unexpected content block type {kind!r} in a {role} message")
 
 
-def validate(body: Any) -> None:
-    """Raise _Invalid with the real API's style of message for what it would refuse."""
+def validate(body: Any, betas: str = "") -> None:
+    """Raise _Invalid with the real API's style of message for what it would refuse. With any
+    `anthropic-beta` header, `system` turns inside `messages` are accepted (Claude Code sends them)."""
     if not isinstance(body, dict):
         raise _Invalid("request body must be a JSON object")
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -205,6 +212,10 @@ def validate(body: Any) -> None:
     pending: list[str] = []  # tool_use ids the next message must answer
     for i, msg in enumerate(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
+        if role == "system" and betas:
+            if not _texts(msg.get("content")):
+                raise _Invalid(f"messages.{i}: system messages need text content")
+            continue
         if role == "system":
             raise _Invalid('messages: Unexpected role "system". The Messages API accepts a top-level `system` '
                            'parameter, not "system" as an input message role.')
@@ -318,7 +329,7 @@ class FakeAnthropic(FakeOpenAI):
         if path != "/v1/messages":
             return self._error(404, f"Not found: POST {path}", headers)
         try:
-            validate(parsed)
+            validate(parsed, request.headers.get("anthropic-beta", ""))
         except _Invalid as exc:
             return self._error(400, str(exc), headers)
         return await self._messages(request, parsed, eff, headers)
@@ -343,12 +354,14 @@ class FakeAnthropic(FakeOpenAI):
     def _answer(self, body: dict[str, Any], eff: AnthropicBehaviour) -> tuple[list[dict[str, Any]], str, str | None]:
         """(content blocks, stop_reason, stop_sequence)."""
         last_user = next((m for m in reversed(body["messages"]) if m.get("role") == "user"), {"content": ""})
+        if not isinstance(last_user.get("content"), (str, list)):
+            last_user = {"content": ""}
         results = _texts(last_user.get("content"), results=True)
         text = "echo: " + " ".join(results or _texts(last_user.get("content")))
         if eff.content is not None:
             text = eff.content
         tools, choice = body.get("tools") or [], body.get("tool_choice") or {}
-        if tools and choice.get("type") != "none" and not results:
+        if tools and choice.get("type") != "none" and not results and not eff.no_tools:
             name = choice.get("name") if choice.get("type") == "tool" else tools[0]["name"]
             blocks = [{"type": "text", "text": eff.tool_preamble}] if eff.tool_preamble else []
             blocks.append({"type": "tool_use", "id": self._next_id("toolu_"), "name": name, "input": {"arg": "value"}})

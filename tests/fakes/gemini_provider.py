@@ -13,6 +13,10 @@ Endpoints (under ``/v1beta`` and ``/v1``)
 ``POST /{version}/models/{model}:generateContent``            GenerateContentResponse
 ``POST /{version}/models/{model}:streamGenerateContent?alt=sse``  one response per SSE event
                                                                (without ``alt=sse``: a JSON array)
+``POST /{version}/models/{model}:countTokens``                 ``{"totalTokens": words of the texts}``
+``POST /{version}/models/{model}:embedContent``                ``{"embedding": {"values": [...]}}``
+``POST /{version}/models/{model}:batchEmbedContents``          ``{"embeddings": [...]}`` (each request's
+                                                               ``model`` must be the URL's, as Google checks)
 ``GET  /health``                                               200 (never recorded)
 
 Responses
@@ -54,13 +58,16 @@ from tests.fakes.openai_provider import (
     FakeOpenAI,
     RecordedRequest,
     count_tokens,
+    fake_embedding,
     parse_model_directives,
     split_text,
 )
 
 __all__ = ["GOOGLE_STATUS", "Behaviour", "FakeGemini", "GeminiRecordedRequest", "google_error"]
 
-_PATH = re.compile(r"/(v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)")
+_PATH = re.compile(r"/(v1beta|v1|v1alpha)/models/([^/:]+):"
+                   r"(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)")
+EMBEDDING_DIMS = 8
 
 GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -196,6 +203,14 @@ class FakeGemini(FakeOpenAI):
             }])
         if not isinstance(parsed, dict):
             return self._gerror(400, "Invalid JSON payload received.", headers)
+        method = match.group(3)
+        if method == "countTokens":
+            inner = parsed.get("generateContentRequest") or parsed
+            texts = [t for c in [*(inner.get("contents") or ()), _get(inner, "systemInstruction", "system_instruction")]
+                     for t in _texts(c)]
+            return self._json({"totalTokens": max(1, sum(count_tokens(t) for t in texts))}, headers=headers)
+        if method in ("embedContent", "batchEmbedContents"):
+            return self._embed(model, method, parsed, headers)
         problem = self._invalid(parsed)
         if problem:
             return self._gerror(400, problem, headers)
@@ -212,6 +227,25 @@ class FakeGemini(FakeOpenAI):
             if content.get("role", "user") not in ("user", "model", "function"):
                 return f"* GenerateContentRequest.contents[{i}].role: Please use a valid role: user, model."
         return None
+
+    def _embed(self, model: str, method: str, body: dict[str, Any], headers: dict[str, str]) -> web.Response:
+        """Deterministic vectors of the content's text (EMBEDDING_DIMS or outputDimensionality)."""
+        items = body.get("requests") if method == "batchEmbedContents" else [body]
+        if not isinstance(items, list) or not items:
+            return self._gerror(400, "* BatchEmbedContentsRequest.requests: requests is not specified", headers)
+        vectors = []
+        for i, item in enumerate(items):
+            if method == "batchEmbedContents" and item.get("model") != f"models/{model}":
+                return self._gerror(400, f"* BatchEmbedContentsRequest.requests[{i}].model: the model must be "
+                                         f"models/{model}, the model of the URL", headers)
+            texts = _texts(item.get("content"))
+            if not texts:
+                return self._gerror(400, "* EmbedContentRequest.content: content is not specified", headers)
+            dims = _get(item, "outputDimensionality", "output_dimensionality") or EMBEDDING_DIMS
+            vectors.append({"values": fake_embedding(" ".join(texts), int(dims))})
+        if method == "embedContent":
+            return self._json({"embedding": vectors[0]}, headers=headers)
+        return self._json({"embeddings": vectors}, headers=headers)
 
     # ---- generation --------------------------------------------------------- #
     def _answer(self, body: dict[str, Any], eff: Behaviour) -> tuple[str, dict[str, Any] | None]:

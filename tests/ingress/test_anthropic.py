@@ -246,6 +246,19 @@ def test_invalid_requests_name_the_field(patch, param):
     assert exc.value.param == param and exc.value.status_code == 400
 
 
+def test_system_turns_anywhere_become_system_messages():
+    """Claude Code's default mode sends `system` turns inside `messages`: translated, never a 400."""
+    body = {"model": "m", "max_tokens": 5, "system": "top", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": [{"type": "text", "text": "note one"}]},
+        {"role": "assistant", "content": "ok"}, {"role": "system", "content": "note two"}]}
+    assert INGRESS.parse_request(body)["messages"] == [
+        {"role": "system", "content": "top"}, {"role": "user", "content": "hi"}, {"role": "system", "content": "note one"},
+        {"role": "assistant", "content": "ok"}, {"role": "system", "content": "note two"}]
+    # an Anthropic target (on the translated path) gets them back as its top-level system
+    assert to_anthropic("m", INGRESS.parse_request(body), stream=False)["system"] == [
+        {"type": "text", "text": "top"}, {"type": "text", "text": "note one"}, {"type": "text", "text": "note two"}]
+
+
 # --- rendering --------------------------------------------------------------------------------
 
 def test_render_response():

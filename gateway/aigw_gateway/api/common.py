@@ -21,6 +21,11 @@ def request_id(request: Request) -> str:
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """Read at most `limit` bytes of body and parse a JSON object; 413 and 400 otherwise."""
+    return (await read_json_body(request, limit))[1]
+
+
+async def read_json_body(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
+    """The body's bytes and its JSON object (passthrough forwards the bytes)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -44,4 +49,4 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         raise InvalidJSON(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
-    return data
+    return body, data

@@ -419,6 +419,14 @@ def _choice(candidate: dict[str, Any], i: int) -> dict[str, Any]:
             "finish_reason": _finish_reason(candidate.get("finishReason"), bool(calls))}
 
 
+def model_url(base_url: str, model: str, method: str) -> str:
+    """`{base}/v1beta/models/{model}:{method}` (a base URL with its own version keeps it)."""
+    base = base_url.rstrip("/")
+    if not base.endswith(_VERSIONED):
+        base += "/v1beta"
+    return f"{base}/models/{quote(model.removeprefix('models/'), safe='-._~@')}:{method}"
+
+
 class GeminiAdapter:
     def chat_request(
         self, provider: ProviderConfig, api_key: str | None, model: str, request: dict[str, Any], stream: bool
@@ -426,13 +434,9 @@ class GeminiAdapter:
         headers = dict(_SSE if stream else _JSON)
         if api_key:
             headers["x-goog-api-key"] = api_key
-        base = provider.base_url.rstrip("/")
-        if not base.endswith(_VERSIONED):
-            base += "/v1beta"
-        name = quote(model.removeprefix("models/"), safe="-._~@")
-        method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         body = orjson.dumps(gemini_request(request, model))
-        return UpstreamRequest("POST", f"{base}/models/{name}{method}", headers, body)
+        return UpstreamRequest("POST", model_url(provider.base_url, model, method), headers, body)
 
     def chat_response(self, body: bytes, target: str, model: str) -> dict[str, Any]:
         data = _load(body, target)
@@ -536,3 +540,6 @@ class GeminiStreamTranslator:
         if not self.finished:
             raise UpstreamBadResponse(f"upstream {self.target} ended the stream before a finishReason")
         return out
+
+
+error_from_body = _error_from_body  # the one mapping of Google's error body (passthrough/ uses it too)

@@ -107,6 +107,18 @@ def _has_substance(chunk: dict[str, Any]) -> bool:
     return False
 
 
+def _plan(provider: ProviderConfig, request: Any, operation: str) -> tuple[Any, Any]:
+    """(adapter, payload) of one target, (None, None) when it cannot serve the request. A
+    request in the client's own API (passthrough/) decides per target: native or translated."""
+    plan = getattr(request, "plan", None)
+    if plan is not None:
+        return plan(provider)
+    adapter = adapter_for(provider.provider)
+    if adapter is None or (operation == "embeddings" and not hasattr(adapter, "embeddings_request")):
+        return None, None
+    return adapter, request
+
+
 def _label(target: TargetConfig) -> str:
     return f"{target.credential}/{target.model}"
 
@@ -147,15 +159,16 @@ class Executor:
         for target in order_targets(route, self.health, self.rng):
             health = self.health.of(route, target)
             provider = runtime.providers[target.credential]
-            adapter = adapter_for(provider.provider)
-            if adapter is None or (operation == "embeddings" and not hasattr(adapter, "embeddings_request")):
+            adapter, payload = _plan(provider, request, operation)
+            if adapter is None:
                 last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
                 continue
-            fitted, dropped = request, ()
-            rules = rules_for(provider.provider) if operation == "chat" else None
+            native = getattr(adapter, "client_format", False)
+            fitted, dropped = payload, ()
+            rules = rules_for(provider.provider) if operation == "chat" and not native else None
             if rules is not None:
                 try:
-                    fitted, dropped = fit(rules, request, route.unsupported_fields, _label(target))
+                    fitted, dropped = fit(rules, payload, route.unsupported_fields, _label(target))
                 except UnsupportedField as err:
                     refused = refused or err
                     continue
@@ -169,8 +182,8 @@ class Executor:
                 log_.attempts += 1
                 started = now()
                 key = runtime.provider_keys.get(target.credential)
-                if operation == "embeddings":
-                    upstream = adapter.embeddings_request(provider, key, target.model, request)
+                if operation == "embeddings" and not native:
+                    upstream = adapter.embeddings_request(provider, key, target.model, payload)
                 else:
                     upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
                 with (tracer.start_as_current_span(
@@ -248,7 +261,8 @@ class Executor:
             raise map_transport_error(exc, label) from None
         if not 200 <= resp.status < 300:
             raise adapter.error_for(resp.status, body, resp.headers, label)
-        parse = adapter.chat_response if operation == "chat" else adapter.embeddings_response
+        native = getattr(adapter, "client_format", False)
+        parse = adapter.chat_response if operation == "chat" or native else adapter.embeddings_response
         return Completed(parse(body, label, target.model), target, provider)
 
     async def _stream(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
@@ -263,10 +277,11 @@ class Executor:
                     raise adapter.error_for(resp.status, body, resp.headers, label)
                 translator = adapter.stream_translator(label, target.model)
                 rest = resp.iter_chunks()
-                first: list[dict[str, Any]] = []
+                first: list[Any] = []
+                substantial = getattr(translator, "substantial", _has_substance)
                 # Commit to this target only once a chunk with substance arrived: a bare role
                 # chunk followed by a reset or a stall still fails over invisibly.
-                while not any(_has_substance(c) for c in first):
+                while not any(substantial(c) for c in first):
                     data = await anext(rest, None)
                     if data is None:
                         first.extend(translator.finish())
@@ -274,6 +289,9 @@ class Executor:
                             raise UpstreamBadResponse(f"upstream {label} closed the stream without sending anything")
                         break
                     first.extend(translator.feed(data))
+                for piece in first:  # an upstream error event before the commit: fail over
+                    if getattr(piece, "error", None) is not None:
+                        raise piece.error
         except GatewayError:
             if resp is not None:
                 await resp.aclose()
