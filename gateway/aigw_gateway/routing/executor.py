@@ -136,8 +136,10 @@ class Executor:
         self.rng = rng or random.Random()
 
     async def run(self, runtime: Runtime, route: RouteConfig, request: dict[str, Any], stream: bool,
-                  log_: AttemptLog, operation: str = "chat") -> Completed | Streaming:
-        """`operation` is "chat" (streamed or not) or "embeddings"."""
+                  log_: AttemptLog, operation: str = "chat", native: Any = None) -> Completed | Streaming:
+        """`operation` is "chat" (streamed or not) or "embeddings". `native` (optional) stands in
+        for the adapter of the targets it `serves`: it sends the request in the client's own API
+        (providers/openai_responses.NativeResponses)."""
         last: GatewayError | None = None
         now = time.monotonic
         tried_any = False
@@ -145,6 +147,8 @@ class Executor:
             health = self.health.of(route, target)
             provider = runtime.providers[target.credential]
             adapter = adapter_for(provider.provider)
+            if native is not None and native.serves(provider):
+                adapter = native
             if adapter is None or (operation == "embeddings" and not hasattr(adapter, "embeddings_request")):
                 last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
                 continue
