@@ -10,11 +10,12 @@ Bedrock, OpenAI-compatible servers); OpenAI and Azure OpenAI get the body as it 
 - `function_call` items -> assistant `tool_calls` (consecutive calls join one assistant turn),
   `function_call_output` items -> `tool` messages;
 - function `tools`, `tool_choice`, `parallel_tool_calls`, `temperature`, `top_p`,
-  `max_output_tokens`, `text.format` (json_schema, json_object), `reasoning.effort`,
-  `user`/`safety_identifier`.
+  `max_output_tokens`, `text.format` (json_schema, json_object), `text.verbosity` -> `verbosity`,
+  `reasoning.effort` -> `reasoning_effort`, `user`/`safety_identifier` -> `user` (what a target
+  does with chat's `verbosity` and `reasoning_effort` is its adapter's decision, as on chat).
 
 Accepted with nothing to translate: `store` (the gateway keeps the conversation unless false),
-`metadata` (echoed back), `include`, `prompt_cache_key`, `truncation`, `stream_options`,
+`metadata` (echoed back), `client_metadata` (Codex's session ids, for the provider's logs), `include`, `prompt_cache_key`, `truncation`, `stream_options`,
 `reasoning.summary` (there is no summary to return), `reasoning` items in history (a provider's
 private state that another model cannot read). Anything else a translated target cannot honour is
 a 400 naming the field, never dropped silently.
@@ -31,7 +32,7 @@ from ..errors import InvalidRequest
 _KNOWN = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "temperature", "top_p",
     "max_output_tokens", "text", "reasoning", "user", "safety_identifier", "stream", "previous_response_id",
-    "store", "metadata", "include", "prompt_cache_key", "truncation", "stream_options",
+    "store", "metadata", "include", "prompt_cache_key", "truncation", "stream_options", "client_metadata",
 })
 _NEUTRAL = {"background": (None, False), "service_tier": (None, "auto", "default"), "top_logprobs": (None, 0),
             "conversation": (None,), "prompt": (None,), "max_tool_calls": (None,)}
@@ -170,8 +171,6 @@ def _response_format(text: Any) -> dict[str, Any] | None:
     for key in text:
         if key not in ("format", "verbosity"):
             raise _unsupported(f"text.{key}", "unknown setting")
-    if text.get("verbosity") not in (None, "medium"):
-        raise _unsupported("text.verbosity", "only the default verbosity translates")
     fmt = text.get("format")
     if fmt is None or (isinstance(fmt, dict) and fmt.get("type") == "text"):
         return None
@@ -217,6 +216,8 @@ def to_chat(body: dict[str, Any], history: list[dict[str, Any]] | None = None) -
             request[dst] = body[src]
     if body.get("text") is not None and (fmt := _response_format(body["text"])) is not None:
         request["response_format"] = fmt
+    if isinstance(body.get("text"), dict) and body["text"].get("verbosity") is not None:
+        request["verbosity"] = body["text"]["verbosity"]  # chat's own name; the target adapter decides
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
         request["reasoning_effort"] = reasoning["effort"]
