@@ -200,3 +200,23 @@ def test_untranslatable_field_is_refused_naming_it(env):
     with pytest.raises(openai.BadRequestError) as err:
         client(gw).responses.create(model="via-gemini", input="x", background=True)
     assert err.value.body["param"] == "background"
+
+
+def test_follow_ups_work_on_any_replica_with_redis(tmp_path, fake_openai, fake_anthropic, redis_server,
+                                                   start_gateway):
+    """No sticky state in a pod: a follow-up sent to another gateway process finds the
+    conversation (translated: the store in Redis) or the credential (native: the sealed id)."""
+    redis_server.flushall()
+    fakes = {"openai": fake_openai, "anthropic": fake_anthropic}
+    docs = crs_for({**fakes, "gemini": fake_openai})  # gemini's route is unused here
+    path = tmp_path / "crs.yaml"
+    path.write_text(docs)
+    a, b = (start_gateway("-f", str(path), "--redis-url", redis_server.url) for _ in range(2))
+    for backend in ("openai", "anthropic"):
+        first = client(a).responses.create(model=f"via-{backend}", input="remember 42")
+        second = client(b).responses.create(model=f"via-{backend}", input="what number?", previous_response_id=first.id)
+        assert second.output_text == "echo: what number?"
+        assert client(b).responses.retrieve(first.id).output_text == "echo: remember 42"
+    keys = redis_server.command("KEYS", "aigw:{team}:resp:*")
+    assert len(keys) == 2 and not redis_server.command("KEYS", "aigw:{other}:resp:*")  # translated ones only
+    assert all(0 < redis_server.command("TTL", k) <= 3 * 24 * 3600 for k in keys)
