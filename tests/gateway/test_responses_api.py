@@ -220,3 +220,50 @@ def test_follow_ups_work_on_any_replica_with_redis(tmp_path, fake_openai, fake_a
     keys = redis_server.command("KEYS", "aigw:{team}:resp:*")
     assert len(keys) == 2 and not redis_server.command("KEYS", "aigw:{other}:resp:*")  # translated ones only
     assert all(0 < redis_server.command("TTL", k) <= 3 * 24 * 3600 for k in keys)
+
+
+def test_azure_openai_target_is_native_too(tmp_path, start_gateway):
+    from tests.fakes.azure_openai_provider import FakeAzureOpenAI
+
+    with FakeAzureOpenAI(api_key="azure-key") as azure:
+        path = tmp_path / "crs.yaml"
+        path.write_text(f"""apiVersion: aigw.dev/v1alpha1
+kind: ProviderCredential
+metadata: {{name: azure}}
+spec: {{provider: azure-openai, baseURL: "{azure.base_url}", apiVersion: "2025-04-01-preview", apiKeySecretRef: {{name: azure-key}}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: azure-key}}
+stringData: {{apiKey: azure-key}}
+---
+apiVersion: aigw.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: via-azure}}
+spec: {{model: via-azure, targets: [{{credentialRef: azure, model: gpt-4o}}]}}
+---
+apiVersion: aigw.dev/v1alpha1
+kind: TenantQuota
+metadata: {{name: team}}
+spec: {{apiKeySecretRefs: [{{name: team-key}}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: team-key}}
+stringData: {{apiKey: {TENANT_KEY}}}
+""")
+        gw = start_gateway("-f", str(path))
+        c = client(gw)
+        first = c.responses.create(model="via-azure", input="hello azure")
+        sent = azure.last_request
+        assert sent.path == "/openai/responses" and sent.query["api-version"] == "2025-04-01-preview"
+        assert sent.json["model"] == "gpt-4o" and sent.headers["api-key"] == "azure-key"
+        assert first.output_text == "echo: hello azure" and first.model == "via-azure"
+        with c.responses.stream(model="via-azure", input="next", previous_response_id=first.id) as s:
+            assert s.get_final_response().output_text == "echo: next"
+        upstream_first = next(iter(azure.responses_book.stored))  # the id Azure gave the first response
+        assert azure.last_request.json["previous_response_id"] == upstream_first
+        assert c.responses.retrieve(first.id).output_text == "echo: hello azure"
+        c.responses.delete(first.id)
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(first.id)
