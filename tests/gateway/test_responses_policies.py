@@ -108,6 +108,9 @@ def test_pii_masked_upstream_and_restored_for_the_caller(tmp_path, fake_openai, 
     assert r.output_text == f"echo: {prompt}"  # restored
     raw = b"".join(req.body for req in fake.requests)
     assert EMAIL.encode() not in raw and b"4111 1111" not in raw and b"<EMAIL_1>" in raw
+    if provider == "openai":  # still native: the provider got the masked body at /responses
+        assert fake.last_request.path == "/v1/responses"
+        assert fake.last_request.json["input"] == "mail <EMAIL_1> and charge <CREDIT_CARD_1> please"
     with client.responses.stream(model="gpt-test", input=prompt) as stream:
         deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()

@@ -10,7 +10,8 @@ Canonical chunks (a translated target) become OpenAI's sequence: `response.creat
 
 A chunk with an `_event` key comes from a native OpenAI/Azure stream (see
 providers/openai_responses.py): the event passes as it came, with the response id and model
-name of the client's view put in.
+name of the client's view put in (and, under an output guardrail, its texts filtered by
+responses/guard.EventFilter).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ class ResponsesStreamEncoder:
     """One streamed response. After `end()`, `response` is the final response object."""
 
     def __init__(self, model: str, response_id: str, body: dict[str, Any],
-                 native_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+                 native_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None, native_filter=None) -> None:
         self.model, self.id, self.body = model, response_id, body
         self.native_view = native_view
+        self.native_filter = native_filter  # responses/guard.EventFilter when an output guardrail applies
         self.seq = 0
         self.started = False
         self.ended = False
@@ -163,6 +165,15 @@ class ResponsesStreamEncoder:
 
     def _native(self, event: dict[str, Any]) -> bytes:
         assert self.native_view is not None
+        if self.native_filter is None:
+            return self._native_one(event)
+        out = b""
+        for filtered in self.native_filter.feed(event):  # events added or held: numbered anew
+            out += self._native_one({**filtered, "sequence_number": self.seq})
+            self.seq += 1
+        return out
+
+    def _native_one(self, event: dict[str, Any]) -> bytes:
         kind = event.get("type") or "message"
         response = event.get("response")
         if isinstance(response, dict):

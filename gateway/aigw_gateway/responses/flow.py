@@ -7,8 +7,8 @@ executor's retries and fallback, metrics, the access log, the cost header). Per 
   the same credential;
 - every other provider gets the canonical chat translation (ingress/responses.py) and the
   conversation is kept in the response store for `previous_response_id`.
-When a guardrail policy applies, every target is served through the translation, where the
-guardrails read and rewrite the text (masking, restoring in the answer and in the stream).
+Guardrails read and rewrite a native exchange through a canonical view (responses/guard.py):
+the provider gets the masked body, the client the restored answer, in a stream too.
 A request the translation cannot express is served by the native targets only, or refused
 with a 400 naming the field when the route has none.
 """
@@ -38,6 +38,7 @@ from ..runtime import Runtime
 from ..state import GatewayState
 from ..upstream import TRANSPORT_ERRORS, map_transport_error
 from . import ids
+from .guard import EventFilter, request_view, response_view
 from .store import ResponseStore
 
 log = logging.getLogger("aigw.responses")
@@ -63,11 +64,12 @@ def _view(runtime: Runtime, tenant: TenantConfig, credential: str, model: str, p
     return view
 
 
-def _estimate(runtime: Runtime, canonical: dict[str, Any] | None, body: dict[str, Any], raw_size: int) -> int:
+def _estimate(runtime: Runtime, canonical: dict[str, Any] | None, body: dict[str, Any]) -> int:
     if canonical is not None:
         return estimate_chat_tokens(canonical, runtime.config.settings.max_tokens_estimate)
-    allowance = body.get("max_output_tokens")
-    return (raw_size + 3) // 4 + (allowance if isinstance(allowance, int) else runtime.config.settings.max_tokens_estimate)
+    allowance = body.get("max_output_tokens")  # untranslatable: about 4 characters of JSON a token
+    return (len(orjson.dumps(body)) + 3) // 4 + (
+        allowance if isinstance(allowance, int) else runtime.config.settings.max_tokens_estimate)
 
 
 async def create(state: GatewayState, request: Request, body: dict[str, Any]) -> Response:
@@ -99,31 +101,34 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
                 history = record["items"]
                 del native_body["previous_response_id"]
                 native_body["input"] = history + input_items(body)
-        guard = state.guardrails.for_request(runtime.config, route.guardrail_policy, tenant.guardrail_policy)
-        if guard is not None and pinned is not None:
-            raise InvalidRequest("a guardrail applies to this model now; start a new conversation "
-                                 "(the previous response is kept by the provider, outside the guardrail's reach)",
-                                 param="previous_response_id")
-        native = NativeResponses(native_body) if guard is None else None
+        call.route = route
         speaks = [t for t in route.targets if speaks_responses(runtime.providers[t.credential])]
+        # The guardrails read the Responses body through a canonical view; every target then gets
+        # the masked body (natively) or its translation (made from the masked body).
+        view, unview = request_view(native_body)
+        masked = call.guard_input(runtime, view)
+        native_body = unview(masked)
         try:
-            canonical: dict[str, Any] | None = to_chat(body, history) if pinned is None else None
+            canonical: dict[str, Any] | None = (
+                to_chat({k: v for k, v in native_body.items() if k != "previous_response_id"})
+                if pinned is None else None)
         except InvalidRequest:
-            if native is None or not speaks:
+            if not speaks:
                 raise
             canonical = None
         if canonical is None and len(speaks) < len(route.targets):
             # only the targets that speak the Responses API can serve it
-            route = route.model_copy(update={"targets": tuple(speaks)})
-        call.route = route
-        await call.admit(_estimate(runtime, canonical, body, len(orjson.dumps(body)) if canonical is None else 0))
+            route = call.route = route.model_copy(update={"targets": tuple(speaks)})
+        await call.admit(_estimate(runtime, canonical, native_body))
         limit_headers = call.limit_headers()
-        upstream = call.guard_input(runtime, canonical) if canonical is not None else {}
-        result = await state.executor.run(runtime, route, upstream, stream, call.attempts, native=native)
-        is_native = native is not None and speaks_responses(result.provider)
+        native = NativeResponses(native_body)
+        result = await state.executor.run(runtime, route, canonical or {}, stream, call.attempts, native=native)
+        is_native = speaks_responses(result.provider)
         if isinstance(result, Completed):
             if is_native:
                 call.usage = canonical_usage(result.response.get("usage"))
+                completion, uncompletion = response_view(result.response)
+                result.response = uncompletion(call.guard_output(completion))
             else:
                 call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
                 result.response = call.guard_output(result.response)
@@ -142,8 +147,10 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
         call.finish(200)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
         return Response(orjson.dumps(out), media_type="application/json", headers=headers)
-    encoder = ResponsesStreamEncoder(model, ids.new_stored_id(), body, native_view=view)
-    relay = _relay(result, encoder, call, None if is_native else call.stream_guard())
+    chunk_filter = call.stream_guard()
+    encoder = ResponsesStreamEncoder(model, ids.new_stored_id(), body, native_view=view,
+                                     native_filter=EventFilter(chunk_filter) if is_native and chunk_filter else None)
+    relay = _relay(result, encoder, call, None if is_native else chunk_filter)
     headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(_remembering(relay, encoder, state, tenant, body, history, view is None),
                              media_type="text/event-stream", headers=headers)
