@@ -3,6 +3,7 @@ on /v1/responses behave as on /v1/chat/completions (real gateway, real Redis, fa
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -145,8 +146,8 @@ kind: ProviderCredential
 metadata: {{name: backup}}
 spec: {{provider: openai-compatible, baseURL: "{backup.base_url}", apiKeySecretRef: {{name: upstream-key, key: apiKey}}}}
 """
-    route = "    - credentialRef: backup\n      model: fake\n      priority: 1\n  retry: {attempts: 1, initialBackoffMs: 1, maxBackoffMs: 5}\n"
-    gw = start_gateway("-f", crs(tmp_path, primary, route=route, extra=backup_cr))
+    route = "    - credentialRef: backup\n      model: fake\n      priority: 1\n      pricing: {inputPerMillion: 1000, outputPerMillion: 0}\n  retry: {attempts: 1, initialBackoffMs: 1, maxBackoffMs: 5}\n"
+    gw = start_gateway("-f", crs(tmp_path, primary, route=route, extra=backup_cr), "--access-log")
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=TENANT_KEY, max_retries=0, timeout=15)
     if stream:
         raw = responses(gw, input="hi", stream=True)
@@ -159,3 +160,9 @@ spec: {{provider: openai-compatible, baseURL: "{backup.base_url}", apiKeySecretR
     assert raw.headers["x-aigw-target"] == "backup/fake" and raw.headers["x-aigw-attempts"] == "3"
     assert [r.path for r in primary.requests][:2] == ["/v1/responses", "/v1/responses"]  # native, then retried
     assert backup.requests[-1].path == "/v1/chat/completions"  # the fallback translated for the compatible server
+    deadline = time.monotonic() + 5  # the access log line is written as the request ends
+    while '"path":"/v1/responses"' not in gw.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(json.loads(x[x.index("{"):]) for x in gw.log().splitlines() if '"path":"/v1/responses"' in x)
+    assert (line["status"], line["target"], line["attempts"]) == (200, "backup/fake", 3)
+    assert line["prompt_tokens"] > 0 and line["cost_usd"] > 0

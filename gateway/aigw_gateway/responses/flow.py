@@ -45,10 +45,12 @@ log = logging.getLogger("aigw.responses")
 STORE = ResponseStore()
 
 
-def _narrow(route: RouteConfig, keep, why: str) -> RouteConfig:
-    targets = tuple(t for t in route.targets if keep(t))
+def _pin(route: RouteConfig, credential: str, previous: str) -> RouteConfig:
+    """The route's targets on the credential that keeps the previous response."""
+    targets = tuple(t for t in route.targets if t.credential == credential)
     if not targets:
-        raise InvalidRequest(why, param="previous_response_id" if "previous" in why else None)
+        raise InvalidRequest(f"the previous response '{previous}' was served by a provider this model's route "
+                             "does not use", param="previous_response_id")
     return route if len(targets) == len(route.targets) else route.model_copy(update={"targets": targets})
 
 
@@ -91,8 +93,7 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
                 raise InvalidRequest("'previous_response_id' must be a string", param="previous_response_id")
             pinned = ids.open_native(runtime, tenant, previous)
             if pinned is not None:  # the provider keeps it: the same credential must answer
-                route = _narrow(route, lambda t: t.credential == pinned.credential,
-                                f"the previous response '{previous}' was served by a provider this model's route does not use")
+                route = _pin(route, pinned.credential, previous)
                 native_body["previous_response_id"] = pinned.upstream_id
             else:
                 record = await STORE.get(state.redis.client, tenant.name, previous) if ids.is_stored(previous) else None
@@ -105,9 +106,9 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
         speaks = [t for t in route.targets if speaks_responses(runtime.providers[t.credential])]
         # The guardrails read the Responses body through a canonical view; every target then gets
         # the masked body (natively) or its translation (made from the masked body).
-        view, unview = request_view(native_body)
-        masked = call.guard_input(runtime, view)
-        native_body = unview(masked)
+        if state.guardrails.for_request(runtime.config, route.guardrail_policy, tenant.guardrail_policy) is not None:
+            view, unview = request_view(native_body)
+            native_body = unview(call.guard_input(runtime, view))
         try:
             canonical: dict[str, Any] | None = (
                 to_chat({k: v for k, v in native_body.items() if k != "previous_response_id"})
