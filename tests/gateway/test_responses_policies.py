@@ -166,3 +166,20 @@ spec: {{provider: openai-compatible, baseURL: "{backup.base_url}", apiKeySecretR
     line = next(json.loads(x[x.index("{"):]) for x in gw.log().splitlines() if '"path":"/v1/responses"' in x)
     assert (line["status"], line["target"], line["attempts"]) == (200, "backup/fake", 3)
     assert line["prompt_tokens"] > 0 and line["cost_usd"] > 0
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_a_stream_broken_after_the_first_byte_ends_with_an_error_event(tmp_path, fake_openai, start_gateway, provider):
+    path = crs(tmp_path, fake_openai, provider=provider)
+    text = open(path).read().replace("      model: fake\n", "      model: fake~disconnect_after=5\n", 1)
+    open(path, "w").write(text)
+    gw = start_gateway("-f", path)
+    r = responses(gw, input="one two three four", stream=True)
+    events = [block for block in r.text.strip().split("\n\n")]
+    assert events[-1].startswith("event: error\n") and "response.completed" not in r.text
+    error = json.loads(events[-1].split("data: ", 1)[1])
+    assert error["type"] == "error" and error["error"]["request_id"] and error["code"]
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=TENANT_KEY, max_retries=0, timeout=15)
+    with pytest.raises(openai.APIError):
+        for _ in client.responses.create(model="gpt-test", input="one two three four", stream=True):
+            pass

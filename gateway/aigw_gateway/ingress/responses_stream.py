@@ -183,5 +183,7 @@ class ResponsesStreamEncoder:
         return sse(kind, event)
 
     def error(self, err: GatewayError, request_id: str) -> bytes:
-        return self._emit("error", {"code": err.code, "message": err.message, "param": err.param,
-                                    "request_id": request_id})
+        # OpenAI's error event, plus the `error` object of the gateway's other streams, on which
+        # the openai SDKs raise (an APIError with the message) instead of yielding an event.
+        body = orjson.loads(err.openai_body(request_id))
+        return self._emit("error", {"code": err.code, "message": err.message, "param": err.param, **body})
