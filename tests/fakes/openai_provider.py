@@ -680,6 +680,12 @@ class FakeOpenAI:
                 return self._error(
                     404, f"The model '{mid}' does not exist", headers=base_headers, code="model_not_found", param="model"
                 )
+            if path.startswith("/v1/responses/") and path.endswith("/input_items") and request.method == "GET":
+                record = self.responses_book.stored.get(path[len("/v1/responses/"):-len("/input_items")])
+                if record is None:
+                    return self._error(404, "Response not found.", headers=base_headers)
+                items = record["items"][: len(record["items"]) - len(record["response"]["output"])][::-1]
+                return self._json({"object": "list", "data": items, "has_more": False}, headers=base_headers)
             if path.startswith("/v1/responses/") and request.method in ("GET", "DELETE"):
                 rid = path[len("/v1/responses/"):]
                 record = self.responses_book.stored.get(rid)

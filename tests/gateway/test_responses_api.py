@@ -181,6 +181,8 @@ def test_retrieve_and_delete(env, backend):
     r = c.responses.create(model=f"via-{backend}", input="keep me")
     got = c.responses.retrieve(r.id)
     assert got.id == r.id and got.output_text == "echo: keep me" and got.model == f"via-{backend}"
+    items = c.responses.input_items.list(r.id)
+    assert [i.content[0].text if isinstance(i.content, list) else i.content for i in items.data] == ["keep me"]
     with pytest.raises(openai.NotFoundError):
         client(gw, OTHER_KEY).responses.retrieve(r.id)  # another tenant sees nothing
     with pytest.raises(openai.NotFoundError):

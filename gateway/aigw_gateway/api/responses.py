@@ -1,4 +1,5 @@
-"""OpenAI Responses API surface: POST /v1/responses, GET and DELETE /v1/responses/{id}."""
+"""OpenAI Responses API surface: POST /v1/responses, GET and DELETE /v1/responses/{id},
+GET /v1/responses/{id}/input_items."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ async def create(request: Request) -> Response:
 @router.get("/v1/responses/{response_id}")
 async def retrieve(request: Request, response_id: str) -> Response:
     return await flow.retrieve(state_of(request), request, response_id)
+
+
+@router.get("/v1/responses/{response_id}/input_items")
+async def input_items(request: Request, response_id: str) -> Response:
+    return await flow.list_input_items(state_of(request), request, response_id)
 
 
 @router.delete("/v1/responses/{response_id}")

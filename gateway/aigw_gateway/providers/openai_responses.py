@@ -59,10 +59,13 @@ def create_request(provider: ProviderConfig, api_key: str | None, model: str, bo
                            orjson.dumps({**body, "model": model}))
 
 
-def item_request(provider: ProviderConfig, api_key: str | None, method: str, upstream_id: str) -> UpstreamRequest:
-    """GET or DELETE of one stored response at the provider."""
-    return UpstreamRequest(method, responses_url(provider, "/" + quote(upstream_id, safe="")),
-                           _headers(provider, api_key, False), b"")
+def item_request(provider: ProviderConfig, api_key: str | None, method: str, upstream_id: str, sub: str = "",
+                 query: str = "") -> UpstreamRequest:
+    """GET or DELETE of one stored response at the provider (`sub`: e.g. "/input_items")."""
+    url = responses_url(provider, "/" + quote(upstream_id, safe="") + sub)
+    if query:
+        url += ("&" if "?" in url else "?") + query
+    return UpstreamRequest(method, url, _headers(provider, api_key, False), b"")
 
 
 def parse_response(body: bytes, target: str, model: str) -> dict[str, Any]:

@@ -224,6 +224,40 @@ async def retrieve(state: GatewayState, request: Request, response_id: str) -> R
     raise NotFound(f"Response with id '{response_id}' not found.")
 
 
+async def list_input_items(state: GatewayState, request: Request, response_id: str) -> Response:
+    """GET /v1/responses/{id}/input_items: the items that led to a response (newest first, as
+    OpenAI lists them by default; `order=asc` for oldest first)."""
+    runtime = state.runtime()
+    tenant = authenticate(runtime, request.headers)
+    ref = ids.open_native(runtime, tenant, response_id)
+    if ref is not None:
+        provider = runtime.providers.get(ref.credential)
+        if provider is not None and speaks_responses(provider):
+            label = f"{ref.credential}/{ref.model}"
+            upstream = item_request(provider, runtime.provider_keys.get(ref.credential), "GET", ref.upstream_id,
+                                    "/input_items", request.url.query)
+            try:
+                resp = await state.client.send(upstream, connect_timeout=10.0, read_timeout=60.0)
+                data = await resp.read()
+            except TRANSPORT_ERRORS as exc:
+                raise map_transport_error(exc, label) from None
+            if 200 <= resp.status < 300:
+                return Response(data, media_type="application/json")
+            if resp.status != 404:
+                raise adapter_for(provider.provider).error_for(resp.status, data, resp.headers, label)
+    elif ids.is_stored(response_id):
+        record = await STORE.get(state.redis.client, tenant.name, response_id)
+        if record is not None:
+            produced = len(record["response"].get("output") or ())
+            items = record["items"][:len(record["items"]) - produced]
+            if request.query_params.get("order") != "asc":
+                items = items[::-1]
+            body = {"object": "list", "data": items, "has_more": False,
+                    "first_id": (items[0].get("id") if items else None), "last_id": (items[-1].get("id") if items else None)}
+            return Response(orjson.dumps(body), media_type="application/json")
+    raise NotFound(f"Response with id '{response_id}' not found.")
+
+
 async def delete(state: GatewayState, request: Request, response_id: str) -> Response:
     runtime = state.runtime()
     tenant = authenticate(runtime, request.headers)
