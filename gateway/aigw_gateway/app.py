@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .api import anthropic, gemini, health, internal, openai
+from .api import responses as responses_api
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
 from .logs import configure_logging
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
     app.include_router(internal.router)
+    app.include_router(responses_api.router)
 
     def error_response(request: Request, err: GatewayError) -> Response:
         request_id = request.scope.get("state", {}).get("request_id", "")
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> ASGIApp:
             ("POST", "/v1/embeddings"): openai.embeddings,
             ("POST", "/v1/messages"): anthropic.messages,
             ("POST", "/v1/messages/count_tokens"): anthropic.count_tokens,
+            ("POST", "/v1/responses"): responses_api.create,
         },
         (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
     )

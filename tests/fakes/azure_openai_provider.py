@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.ollama_provider import behaviour_for, pre_response_faults, record
-from tests.fakes.openai_provider import Behaviour, FakeOpenAI, _dumps
+from tests.fakes.openai_provider import Behaviour, FakeOpenAI, _dumps, split_text
 
 __all__ = ["AzureBehaviour", "FakeAzureOpenAI", "STREAM_OPTIONS_SINCE"]
 
@@ -74,6 +74,8 @@ class FakeAzureOpenAI(FakeOpenAI):
             return self._json({"status": "ok"})
         _, parsed = await record(self, request, path)
         headers = {"apim-request-id": str(uuid.uuid4()), "x-ms-region": "East US"}
+        if path == "/openai/responses" or path.startswith("/openai/responses/"):
+            return await self._azure_responses(request, path, parsed, headers)
         match = _PATH.match(path)
         api_version = request.query.get("api-version")
         if request.method != "POST" or not match or not api_version:
@@ -111,6 +113,38 @@ class FakeAzureOpenAI(FakeOpenAI):
             return await self._chat(request, {**parsed, "model": deployment}, eff, headers)
         finally:
             _content_filter.reset(token)
+
+    async def _azure_responses(self, request: web.Request, path: str, parsed: Any,
+                               headers: dict[str, str]) -> web.StreamResponse:
+        """The Responses API at ``/openai/responses?api-version=...`` (model = deployment name),
+        ``GET``/``DELETE /openai/responses/{id}``: FakeOpenAI's answers, Azure's auth and errors."""
+        if not request.query.get("api-version"):
+            return self._azure_error(404, "Resource not found", headers)
+        if self.api_key is not None and request.headers.get("api-key") != self.api_key:
+            return self._azure_error(401, "Access denied due to invalid subscription key.", headers)
+        book = self.responses_book
+        if path != "/openai/responses":
+            rid = path[len("/openai/responses/"):]
+            if rid not in book.stored or request.method not in ("GET", "DELETE"):
+                return self._azure_error(404, f"Response with id '{rid}' not found.", headers)
+            if request.method == "DELETE":
+                del book.stored[rid]
+                return FakeOpenAI._json({"id": rid, "object": "response.deleted", "deleted": True}, headers=headers)
+            return FakeOpenAI._json(book.stored[rid]["response"], headers=headers)
+        if request.method != "POST" or not isinstance(parsed, dict):
+            return self._azure_error(404, "Resource not found", headers)
+        if str(parsed.get("model")).split("~", 1)[0] not in self.deployments:
+            return self._azure_error(404, "The API deployment for this resource does not exist.", headers,
+                                     code="DeploymentNotFound")
+        eff, _ = behaviour_for(self, str(parsed["model"]))
+        status, error, answer = book.answer(parsed, self._next_id, eff.content)
+        if error is not None:
+            return self._azure_error(status, error["message"], headers)
+        response, _, text, call = answer
+        if parsed.get("stream") is not True:
+            return FakeOpenAI._json(response, headers=headers)
+        events = book.events(response, text, call, self.default_chunks, split_text)
+        return await FakeOpenAI._stream(self, request, events, eff, 200, headers)
 
     # FakeOpenAI builds the OpenAI answer; these two add what Azure adds to it.
     def _json(self, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -14,6 +14,8 @@ Endpoints
 ``POST /v1/chat/completions``  chat.completion / chat.completion.chunk (SSE)
 ``POST /v1/embeddings``        deterministic small vectors (float or base64)
 ``GET  /v1/models``            model list (``GET /v1/models/{id}`` too)
+``POST /v1/responses``         the Responses API, JSON and SSE (see openai_responses.py);
+                               ``GET``/``DELETE /v1/responses/{id}`` for stored ones
 ``GET  /health``               200 ``{"status": "ok"}`` (never recorded)
 
 Anything else under ``/v1`` answers 404 with an OpenAI error body.
@@ -108,6 +110,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from .openai_responses import ResponsesBook
 
 __all__ = [
     "Behaviour",
@@ -388,6 +392,7 @@ class FakeOpenAI:
         self._script: deque[Behaviour] = deque()
         self._default: Behaviour | None = None
         self._seq = 0
+        self.responses_book = ResponsesBook()
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -675,6 +680,21 @@ class FakeOpenAI:
                 return self._error(
                     404, f"The model '{mid}' does not exist", headers=base_headers, code="model_not_found", param="model"
                 )
+            if path.startswith("/v1/responses/") and path.endswith("/input_items") and request.method == "GET":
+                record = self.responses_book.stored.get(path[len("/v1/responses/"):-len("/input_items")])
+                if record is None:
+                    return self._error(404, "Response not found.", headers=base_headers)
+                items = record["items"][: len(record["items"]) - len(record["response"]["output"])][::-1]
+                return self._json({"object": "list", "data": items, "has_more": False}, headers=base_headers)
+            if path.startswith("/v1/responses/") and request.method in ("GET", "DELETE"):
+                rid = path[len("/v1/responses/"):]
+                record = self.responses_book.stored.get(rid)
+                if record is None:
+                    return self._error(404, f"Response with id '{rid}' not found.", headers=base_headers)
+                if request.method == "DELETE":
+                    del self.responses_book.stored[rid]
+                    return self._json({"id": rid, "object": "response.deleted", "deleted": True}, headers=base_headers)
+                return self._json(record["response"], headers=base_headers)
             return self._error(404, f"Invalid URL ({request.method} {path})", headers=base_headers)
 
         # ---- POST: behaviours ------------------------------------------- #
@@ -712,6 +732,8 @@ class FakeOpenAI:
             return await self._chat(request, parsed, eff, headers)
         if path == "/v1/embeddings":
             return self._embeddings(parsed, eff, headers)
+        if path == "/v1/responses":
+            return await self._responses(request, parsed, eff, headers)
         return self._error(404, f"Invalid URL (POST {path})", headers=headers)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -932,6 +954,20 @@ class FakeOpenAI:
             pass
         self._drop(request)
         return resp
+
+    # ---- responses ---------------------------------------------------------- #
+    async def _responses(
+        self, request: web.Request, body: dict[str, Any], eff: Behaviour, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        status, error, answer = self.responses_book.answer(body, self._next_id, eff.content)
+        if error is not None:
+            return self._error(status, error["message"], headers=headers, param=error["param"])
+        response, _, text, call = answer
+        if body.get("stream") is not True:
+            return self._json(response, status=eff.status or 200, headers=headers)
+        n_chunks = eff.chunks if eff.chunks is not None else self.default_chunks
+        events = self.responses_book.events(response, text, call, n_chunks, split_text)
+        return await self._stream(request, events, eff, eff.status or 200, headers)
 
     # ---- embeddings --------------------------------------------------------- #
     def _embeddings(self, body: dict[str, Any], eff: Behaviour, headers: dict[str, str]) -> web.Response:

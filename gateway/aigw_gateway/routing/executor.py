@@ -150,8 +150,10 @@ class Executor:
         self.rng = rng or random.Random()
 
     async def run(self, runtime: Runtime, route: RouteConfig, request: dict[str, Any], stream: bool,
-                  log_: AttemptLog, operation: str = "chat") -> Completed | Streaming:
-        """`operation` is "chat" (streamed or not) or "embeddings"."""
+                  log_: AttemptLog, operation: str = "chat", native: Any = None) -> Completed | Streaming:
+        """`operation` is "chat" (streamed or not) or "embeddings". `native` (optional) stands in
+        for the adapter of the targets it `serves`: it sends the request in the client's own API
+        (providers/openai_responses.NativeResponses)."""
         last: GatewayError | None = None
         refused: UnsupportedField | None = None  # a target that cannot honour a field is no candidate
         now = time.monotonic
@@ -160,12 +162,14 @@ class Executor:
             health = self.health.of(route, target)
             provider = runtime.providers[target.credential]
             adapter, payload = _plan(provider, request, operation)
+            if native is not None and native.serves(provider):
+                adapter, payload = native, request
             if adapter is None:
                 last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
                 continue
-            native = getattr(adapter, "client_format", False)
+            client_format = getattr(adapter, "client_format", False) or adapter is native
             fitted, dropped = payload, ()
-            rules = rules_for(provider.provider) if operation == "chat" and not native else None
+            rules = rules_for(provider.provider) if operation == "chat" and not client_format else None
             if rules is not None:
                 try:
                     fitted, dropped = fit(rules, payload, route.unsupported_fields, _label(target))
@@ -182,7 +186,7 @@ class Executor:
                 log_.attempts += 1
                 started = now()
                 key = runtime.provider_keys.get(target.credential)
-                if operation == "embeddings" and not native:
+                if operation == "embeddings" and not client_format:
                     upstream = adapter.embeddings_request(provider, key, target.model, payload)
                 else:
                     upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
