@@ -15,9 +15,11 @@ Tenants without limits and budget cost no store call at all. When the store fail
 - `fail_mode="open"`: the request is admitted unlimited (`degraded=True`) and counted in
   `fail_open_total`; `fail_mode="closed"`: `LimitsUnavailable` (503), counted in
   `fail_closed_total`. A warning is logged at most once per `log_interval` seconds.
-- After `trip_after` failures in a row the store is not asked for `retry_interval` seconds,
+- After `trip_after` outages in a row (connection errors, timeouts) the store is not asked for `retry_interval` seconds,
   so a hung Redis delays at most a few requests by `op_timeout`, not all of them. Then the
   next request tries again: recovery needs no restart and nothing else remembers the failure.
+  A store error of one call (a script failing on its arguments) fails that request by the fail
+  mode and never trips: one tenant's odd request cannot switch off everybody's limits.
 - A failed settlement never raises; it is counted in `settle_failed_total`.
 """
 
@@ -33,6 +35,7 @@ from aigw_config.config import TenantConfig
 from aigw_config.kinds import Budget
 
 from ..errors import BudgetExceeded, LimitsUnavailable, RateLimitExceeded
+from .bounds import MAX_RESERVATION_TOKENS
 from .cost import NANO, format_usd, usd_to_nano
 from .store import (
     ADMITTED,
@@ -119,6 +122,7 @@ class Limiter:
         self.fail_open_total = 0
         self.fail_closed_total = 0
         self.settle_failed_total = 0
+        self.call_failed_total = 0  # admissions failed by a store error of that call only (not an outage)
         self._periods = PeriodCache()
         self._failures = 0  # consecutive store failures
         self._skip_until = 0.0  # monotonic time before which the store is not asked
@@ -140,7 +144,7 @@ class Limiter:
         start = window_start(now)
         if not rpm and not tpm and budget is None:
             return Admission(tenant.name, tokens, now, start, 0, 0, limited=False)
-        tokens = max(int(tokens), 0)
+        tokens = min(max(int(tokens), 0), MAX_RESERVATION_TOKENS)
         if tpm and tokens > tpm:
             raise self._too_large(tenant.name, tpm, tokens, now, start)
         prefix = f"aigw:{{{tenant.name}}}:"
@@ -162,7 +166,10 @@ class Limiter:
         try:
             seen = await self.store.admit(request)
         except StoreUnavailable as exc:
-            self._failed()
+            if exc.outage:
+                self._failed()
+            else:
+                self.call_failed_total += 1
             return self._unavailable(admission, str(exc))
         self._succeeded()
         admission.requests_used, admission.tokens_used = seen.requests, seen.tokens
@@ -248,7 +255,8 @@ class Limiter:
         if admission.settled or not admission.limited:
             return
         admission.settled = True
-        actual = max(int(prompt_tokens), 0) + max(int(completion_tokens), 0)
+        # Bounded like the reservation: an upstream reporting absurd usage must not make the script fail.
+        actual = min(max(int(prompt_tokens), 0) + max(int(completion_tokens), 0), MAX_RESERVATION_TOKENS)
         if time.monotonic() < self._skip_until:
             self._settle_failed("not asked for a moment after repeated failures")
             return
@@ -261,7 +269,8 @@ class Limiter:
                 window_ttl, usd_to_nano(cost_usd), spend_ttl, self.clock(),
             )  # fmt: skip
         except StoreUnavailable as exc:
-            self._failed()
+            if exc.outage:
+                self._failed()
             self._settle_failed(str(exc))
             return
         except Exception as exc:  # settlement runs after the response: it must never break it
@@ -272,6 +281,10 @@ class Limiter:
     async def release(self, admission: Admission) -> None:
         """Give the reservation back: the call failed before any usage was reported."""
         await self.settle(admission, 0, 0, 0.0)
+
+    async def keep(self, admission: Admission) -> None:
+        """Close the admission keeping its reservation as the usage (served, but no usage came)."""
+        await self.settle(admission, admission.tokens, 0, 0.0)
 
     def _settle_failed(self, reason: str) -> None:
         self.settle_failed_total += 1

@@ -8,7 +8,8 @@ touch them all. Every key gets a TTL: windows expire shortly after they end, spe
 after its period ends.
 
 Errors never escape as redis-py exceptions: each call is bounded by `op_timeout` and any
-failure becomes `StoreUnavailable`, which the limiter maps by its fail mode. Nothing about a
+failure becomes `StoreUnavailable`, which the limiter maps by its fail mode; only connection
+errors and timeouts are marked as an outage (`outage=True`), a reply error is this call's own. Nothing about a
 failure is remembered here; redis-py reconnects on the next call once Redis is back.
 """
 
@@ -22,7 +23,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .store import AdmitRequest, Counters, StoreUnavailable
 
@@ -70,6 +72,10 @@ def _sha(script: str) -> str:
 
 
 ADMIT_SHA, SETTLE_SHA, READ_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), _sha(READ_LUA)
+
+# Redis itself is unreachable, slow, or cannot take writes right now (a replica after a failover):
+# these trip the limiter. Any other error is about one call's arguments and fails only that call.
+_OUTAGES = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, OSError, TimeoutError)
 
 ClientSource = aioredis.Redis | Callable[[], "aioredis.Redis | None"]
 
@@ -132,8 +138,10 @@ class RedisStore:
                     return await client.evalsha(sha, 2, *keys, *args)
                 except NoScriptError:
                     return await client.eval(script, 2, *keys, *args)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _OUTAGES as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:  # a reply error (a script failing on its arguments): this call only
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}", outage=False) from exc
 
     async def admit(self, req: AdmitRequest) -> Counters:
         reply = await self._run(

@@ -24,7 +24,16 @@ REFUSED_BUDGET = 3
 
 
 class StoreUnavailable(Exception):
-    """The store could not be asked (Redis down, slow, or answering with an error)."""
+    """The store could not be asked (Redis down, slow, or answering with an error).
+
+    `outage` is True when the store itself is in trouble (no connection, a timeout): only those
+    count toward the limiter's trip. False: this one call failed (a script error on its
+    arguments, say); the request is failed by the fail mode, and nobody else is affected.
+    """
+
+    def __init__(self, message: str, *, outage: bool = True) -> None:
+        super().__init__(message)
+        self.outage = outage
 
 
 @dataclass(slots=True)
