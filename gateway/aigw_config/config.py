@@ -81,8 +81,15 @@ class TenantConfig(ConfigModel):
 
 
 class GatewayIdentity(ConfigModel):
+    """Which AIGateway this config belongs to. Part of every Redis key (`key_scope`), so two
+    gateways sharing one Redis never share a tenant's counters or spend."""
+
     name: str = "local"
     namespace: str = "default"
+
+    @property
+    def key_scope(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 class GatewayConfig(ConfigModel):

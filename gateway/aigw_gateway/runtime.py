@@ -46,6 +46,11 @@ class Runtime:
     def generation(self) -> int:
         return self.config.generation
 
+    @property
+    def key_scope(self) -> str:
+        """`<namespace>/<gateway>`: the identity in every Redis key of this gateway's tenants."""
+        return self.config.gateway.key_scope
+
     @classmethod
     def build(cls, config: GatewayConfig, credentials: GatewayCredentials) -> "Runtime":
         if config.credentials_hash and config.credentials_hash != credentials.content_hash():

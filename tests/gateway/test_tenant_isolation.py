@@ -75,3 +75,29 @@ def test_each_api_names_its_own_field(tmp_path, fake_openai, redis_server, start
         r = httpx.post(gw.url + "/v1beta/models/gpt-test:generateContent", headers=A, timeout=10,
                        json={"contents": contents, "generationConfig": {field: HUGE}})
         assert r.status_code == 400 and f"generationConfig.{field}" in r.text, r.text
+
+
+def test_gateways_of_two_namespaces_share_a_redis_but_not_counters(tmp_path, fake_openai, redis_server, start_gateway):
+    """The same TenantQuota name (and key) in two namespaces, one Redis: separate counters and spend."""
+    redis_server.flushall()
+    crs = tmp_path / "crs.yaml"
+    write_crs(crs, fake_openai.base_url)
+    tenant_spec = "  apiKeySecretRefs: [{name: team-a-key}]\n"
+    crs.write_text(crs.read_text().replace(tenant_spec, tenant_spec + "  limits: {requestsPerMinute: 3}\n"
+                                           "  budget: {amount: 100, period: monthly}\n", 1)
+                   .replace("      model: fake\n", "      model: fake\n      pricing: {inputPerMillion: 1000, outputPerMillion: 2000}\n"))
+    east = start_gateway("-f", str(crs), "--namespace", "east", "--redis-url", redis_server.url)
+    west = start_gateway("-f", str(crs), "--namespace", "west", "--redis-url", redis_server.url)
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}
+    statuses = [httpx.post(east.url + "/v1/chat/completions", headers=A, json=body, timeout=10).status_code
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429], statuses  # east's own limit is enforced
+    r = httpx.post(west.url + "/v1/chat/completions", headers=A, json=body, timeout=10)
+    assert r.status_code == 200 and r.headers["x-ratelimit-remaining-requests"] == "2", r.headers  # west is untouched
+    east_usage = httpx.get(east.url + "/v1/usage", headers=A, timeout=5).json()
+    west_usage = httpx.get(west.url + "/v1/usage", headers=A, timeout=5).json()
+    assert east_usage["requests"]["used"] == 3 and west_usage["requests"]["used"] == 1
+    assert east_usage["budget"]["spend_usd"] == pytest.approx(3 * west_usage["budget"]["spend_usd"], rel=1e-9)
+    keys = sorted(k.decode() if isinstance(k, bytes) else k for k in redis_server.command("KEYS", "aigw:*"))
+    assert keys and all(k.startswith(("aigw:{east/local/team-a}:", "aigw:{west/local/team-a}:")) for k in keys), keys
+    assert {k.split("}")[0] for k in keys} == {"aigw:{east/local/team-a", "aigw:{west/local/team-a"}

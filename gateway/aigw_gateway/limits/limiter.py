@@ -113,10 +113,14 @@ class Limiter:
         log_interval: float = 30.0,
         trip_after: int = 2,
         retry_interval: float = 0.5,
+        key_scope: Callable[[], str] | None = None,
     ) -> None:
         self.store = store  # may be replaced at a config swap (a Redis URL appearing)
         self.fail_mode: FailMode = fail_mode  # may be changed at a config swap
         self.clock = clock
+        # "<namespace>/<gateway>" of the config being served: part of every key, so gateways that
+        # share a Redis never share counters. None (tests of the limiter alone): keys per tenant only.
+        self.key_scope = key_scope
         self.trip_after = trip_after
         self.retry_interval = retry_interval
         self.fail_open_total = 0
@@ -129,6 +133,12 @@ class Limiter:
         self._admit_log = _Throttled(log_interval)
         self._settle_log = _Throttled(log_interval)
         self._recovery_log = _Throttled(log_interval, logging.INFO)
+
+    def key_prefix(self, tenant: str) -> str:
+        """`aigw:{<namespace>/<gateway>/<tenant>}:`: the braces are the Redis Cluster hash tag, so
+        one tenant's keys of one gateway share a slot and one script may touch them all."""
+        scope = self.key_scope() if self.key_scope is not None else ""
+        return f"aigw:{{{scope}/{tenant}}}:" if scope else f"aigw:{{{tenant}}}:"
 
     @property
     def store_healthy(self) -> bool:
@@ -147,7 +157,7 @@ class Limiter:
         tokens = min(max(int(tokens), 0), MAX_RESERVATION_TOKENS)
         if tpm and tokens > tpm:
             raise self._too_large(tenant.name, tpm, tokens, now, start)
-        prefix = f"aigw:{{{tenant.name}}}:"
+        prefix = self.key_prefix(tenant.name)
         period = self._periods.get(budget.period, now) if budget is not None else None
         admission = Admission(
             tenant.name, tokens, now, start, rpm, tpm,
@@ -330,7 +340,7 @@ class Limiter:
         seen = Counters(ADMITTED, 0, 0, 0)
         tracked = bool(rpm or tpm or budget is not None)
         if tracked:
-            prefix = f"aigw:{{{tenant.name}}}:"
+            prefix = self.key_prefix(tenant.name)
             try:
                 seen = await self.store.read(
                     f"{prefix}w:{start}", f"{prefix}spend:{period.label}" if period else f"{prefix}spend:-", now

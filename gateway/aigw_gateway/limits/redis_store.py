@@ -2,9 +2,9 @@
 
 Each call is ONE round trip: EVALSHA, and only when Redis answers NOSCRIPT (after a restart
 or SCRIPT FLUSH) a second one, EVAL, which also caches the script again. Keys are
-`aigw:{<tenant>}:w:<window start>` (hash r/t) and `aigw:{<tenant>}:spend:<period label>`;
-the braces are a Redis Cluster hash tag, so a tenant's keys share a slot and one script may
-touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
+`aigw:{<ns>/<gateway>/<tenant>}:w:<window start>` (hash r/t) and `…:spend:<period label>`
+(the limiter chooses them; see `Limiter.key_prefix`); the braces are a Redis Cluster hash tag,
+so a tenant's keys share a slot and one script may touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
 after its period ends.
 
 Errors never escape as redis-py exceptions: each call is bounded by `op_timeout` and any
