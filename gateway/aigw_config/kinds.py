@@ -218,14 +218,20 @@ class ModelRouteSpec(RuledSpec):
 class Limits(SpecModel):
     """Rate limits per tenant, shared by every gateway replica."""
 
-    requests_per_minute: int | None = Field(default=None, ge=1, description="Requests per minute.")
-    tokens_per_minute: int | None = Field(default=None, ge=1, description="Prompt plus completion tokens per minute.")
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000, description="Requests per minute.")
+    tokens_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000_000_000, description="Prompt plus completion tokens per minute."
+    )
+    concurrent_requests: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="Requests in flight at once, across the gateway's pods (429 concurrency_limit_exceeded beyond).",
+    )
 
 
 class Budget(SpecModel):
     """Spend limit per calendar period (UTC)."""
 
-    amount: float = Field(ge=0, description="Spend allowed per period.")
+    amount: float = Field(ge=0, le=1_000_000_000, description="Spend allowed per period.")
     currency: Literal["USD"] = Field(default="USD", description="Currency of amount; USD only.")
     period: Literal["daily", "weekly", "monthly"] = Field(default="monthly", description="Calendar window in UTC.")
     on_exceeded: Literal["block", "warn"] = Field(

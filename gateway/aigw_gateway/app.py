@@ -53,6 +53,7 @@ async def _follow_config(state: GatewayState) -> None:
         await state.use_redis(url)
         if runtime is not None:
             state.limiter.fail_mode = runtime.config.settings.redis_fail_mode
+        await state.limiter.renew_leases()  # concurrency slots of this pod's requests in flight
         await asyncio.sleep(0.2)
 
 

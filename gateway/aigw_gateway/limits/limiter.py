@@ -25,7 +25,9 @@ Tenants without limits and budget cost no store call at all. When the store fail
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,12 +36,13 @@ from typing import Any, Literal
 from aigw_config.config import TenantConfig
 from aigw_config.kinds import Budget
 
-from ..errors import BudgetExceeded, LimitsUnavailable, RateLimitExceeded
+from ..errors import BudgetExceeded, ConcurrencyLimitExceeded, LimitsUnavailable, RateLimitExceeded
 from .bounds import MAX_RESERVATION_TOKENS
 from .cost import NANO, format_usd, usd_to_nano
 from .store import (
     ADMITTED,
     REFUSED_BUDGET,
+    REFUSED_CONCURRENCY,
     REFUSED_REQUESTS,
     AdmitRequest,
     Counters,
@@ -52,6 +55,9 @@ log = logging.getLogger("aigw.limits")
 
 WINDOW_TTL_GRACE = 120  # a window's counters outlive it this long, for late settlements
 SPEND_TTL_GRACE = 7 * 86400  # a period's spend stays readable a week after it ends
+# A concurrency slot is leased: a live request's lease is renewed every LEASE_SECONDS / 3 by its
+# pod, so a pod that crashed (and can neither renew nor free its slots) holds them at most this long.
+LEASE_SECONDS = 60
 FailMode = Literal["open", "closed"]
 
 
@@ -76,6 +82,9 @@ class Admission:
     settled: bool = False
     window_key: str = ""
     spend_key: str = ""
+    concurrency: int = 0  # concurrentRequests; 0: unlimited
+    inflight_key: str = ""
+    slot: str = ""  # this request's slot in the in-flight set ("" when it holds none)
 
     @property
     def reset_seconds(self) -> float:
@@ -133,6 +142,9 @@ class Limiter:
         self._admit_log = _Throttled(log_interval)
         self._settle_log = _Throttled(log_interval)
         self._recovery_log = _Throttled(log_interval, logging.INFO)
+        self._slot_ids = (f"{os.urandom(6).hex()}:{n}" for n in itertools.count())  # unique across pods
+        self._held: dict[str, dict[str, None]] = {}  # inflight key -> this process's live slots
+        self._next_renewal = 0.0
 
     def key_prefix(self, tenant: str) -> str:
         """`aigw:{<namespace>/<gateway>/<tenant>}:`: the braces are the Redis Cluster hash tag, so
@@ -150,9 +162,10 @@ class Limiter:
         limits, budget = tenant.limits, tenant.budget
         rpm = (limits.requests_per_minute or 0) if limits is not None else 0
         tpm = (limits.tokens_per_minute or 0) if limits is not None else 0
+        concurrency = (limits.concurrent_requests or 0) if limits is not None else 0
         now = self.clock()
         start = window_start(now)
-        if not rpm and not tpm and budget is None:
+        if not rpm and not tpm and not concurrency and budget is None:
             return Admission(tenant.name, tokens, now, start, 0, 0, limited=False)
         tokens = min(max(int(tokens), 0), MAX_RESERVATION_TOKENS)
         if tpm and tokens > tpm:
@@ -164,6 +177,7 @@ class Limiter:
             budget=budget, period=period,
             window_key=f"{prefix}w:{start}",
             spend_key=f"{prefix}spend:{period.label}" if period is not None else f"{prefix}spend:-",
+            concurrency=concurrency, inflight_key=f"{prefix}inflight",
         )  # fmt: skip
         if time.monotonic() < self._skip_until:
             return self._unavailable(admission, "not asked for a moment after repeated failures")
@@ -173,6 +187,9 @@ class Limiter:
             budget is not None and budget.on_exceeded == "block",
             start + WINDOW_SECONDS - int(now) + WINDOW_TTL_GRACE, now,
         )  # fmt: skip
+        if concurrency:
+            request.inflight_key, request.concurrency, request.slot = admission.inflight_key, concurrency, next(self._slot_ids)
+            request.lease_until, request.lease_ttl = now + LEASE_SECONDS, LEASE_SECONDS
         try:
             seen = await self.store.admit(request)
         except StoreUnavailable as exc:
@@ -186,6 +203,9 @@ class Limiter:
         admission.spend_nano = seen.spend_nano
         if seen.outcome != ADMITTED:
             raise self._refusal(admission, seen)
+        if concurrency:
+            admission.slot = request.slot
+            self._held.setdefault(admission.inflight_key, {})[request.slot] = None
         if budget is not None and seen.spend_nano >= request.budget_nano:
             admission.over_budget = True
         return admission
@@ -230,6 +250,12 @@ class Limiter:
 
     def _refusal(self, admission: Admission, seen: Counters) -> Exception:
         who = f"tenant {admission.tenant}"
+        if seen.outcome == REFUSED_CONCURRENCY:
+            return ConcurrencyLimitExceeded(
+                f"Concurrency limit reached for {who}: {seen.inflight} requests in flight, Limit "
+                f"{admission.concurrency} (concurrentRequests). Retry when one of them has finished.",
+                headers={"x-aigw-concurrency-limit": str(admission.concurrency)},
+            )
         if seen.outcome == REFUSED_BUDGET:
             budget, period = admission.budget, admission.period
             assert budget is not None and period is not None
@@ -265,6 +291,12 @@ class Limiter:
         if admission.settled or not admission.limited:
             return
         admission.settled = True
+        if admission.slot:
+            held = self._held.get(admission.inflight_key)
+            if held is not None:
+                held.pop(admission.slot, None)
+                if not held:
+                    del self._held[admission.inflight_key]
         # Bounded like the reservation: an upstream reporting absurd usage must not make the script fail.
         actual = min(max(int(prompt_tokens), 0) + max(int(completion_tokens), 0), MAX_RESERVATION_TOKENS)
         if time.monotonic() < self._skip_until:
@@ -277,6 +309,7 @@ class Limiter:
             await self.store.settle(
                 admission.window_key, admission.spend_key, actual - admission.tokens, not admission.degraded,
                 window_ttl, usd_to_nano(cost_usd), spend_ttl, self.clock(),
+                inflight_key=admission.inflight_key, slot=admission.slot,
             )  # fmt: skip
         except StoreUnavailable as exc:
             if exc.outage:
@@ -295,6 +328,21 @@ class Limiter:
     async def keep(self, admission: Admission) -> None:
         """Close the admission keeping its reservation as the usage (served, but no usage came)."""
         await self.settle(admission, admission.tokens, 0, 0.0)
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of this process's in-flight slots; a no-op until a third of the lease
+        has passed since the last renewal. Called about every second by the app; never raises."""
+        now = time.monotonic()
+        if now < self._next_renewal or not self._held:
+            return
+        self._next_renewal = now + LEASE_SECONDS / 3
+        until = self.clock() + LEASE_SECONDS
+        for key, slots in list(self._held.items()):
+            try:
+                await self.store.renew(key, list(slots), until, LEASE_SECONDS, self.clock())
+            except Exception as exc:  # Redis away: the leases run out; admissions then fail by mode anyway
+                self._settle_log("concurrency leases not renewed: %s", f"{type(exc).__name__}: {exc}")
+                return
 
     def _settle_failed(self, reason: str) -> None:
         self.settle_failed_total += 1
