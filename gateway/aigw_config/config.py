@@ -128,6 +128,11 @@ class GatewayCredentials(ConfigModel):
     report_token: str | None = Field(
         default=None, description="Bearer token that guards a pod's /internal/report (set by the operator)."
     )
+    pii_hash_key: str | None = Field(
+        default=None,
+        description="Random per-gateway key of the PII `hash` action's HMAC; generated once by the operator "
+        "(or `aigw serve -f`/`aigw render`) and kept across renders.",
+    )
 
     def __repr_args__(self):
         # Never let a key reach a log line through repr().
@@ -135,6 +140,7 @@ class GatewayCredentials(ConfigModel):
         yield "tenant_key_hashes", {k: len(v) for k, v in self.tenant_key_hashes.items()}
         yield "redis_url", "<set>" if self.redis_url else None
         yield "report_token", "<set>" if self.report_token else None
+        yield "pii_hash_key", "<set>" if self.pii_hash_key else None
 
     def content_hash(self) -> str:
         body = self.model_dump(mode="json", by_alias=True)

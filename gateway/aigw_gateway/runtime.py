@@ -25,6 +25,15 @@ log = logging.getLogger("aigw.config")
 ANONYMOUS = TenantConfig(name="anonymous")
 
 
+def pii_hash_key_of(credentials: GatewayCredentials) -> bytes:
+    """The PII `hash` key of these credentials. Credentials rendered before the key existed get
+    one derived from their own secret content (provider keys, key hashes, report token): stable
+    across the pods of one render, unknown to anyone without the credentials."""
+    if credentials.pii_hash_key:
+        return credentials.pii_hash_key.encode()
+    return hashlib.sha256(b"aigw-pii-hash\0" + credentials.to_json()).digest()
+
+
 class UnservableConfig(ValueError):
     """A config that is well-formed but cannot be served (e.g. credentials from another render)."""
 
@@ -41,6 +50,7 @@ class Runtime:
     redis_url: str | None
     report_token: str | None
     loaded_at: float
+    pii_hash_key: bytes = b""
 
     @property
     def generation(self) -> int:
@@ -98,6 +108,7 @@ class Runtime:
             redis_url=credentials.redis_url,
             report_token=credentials.report_token,
             loaded_at=time.time(),
+            pii_hash_key=pii_hash_key_of(credentials),
         )
 
     def tenant_for_key(self, api_key: str) -> TenantConfig | None:

@@ -34,6 +34,12 @@ class GatewayState:
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
         self.limiter.key_scope = self._key_scope
+        if self.guardrails.hash_key == b"":  # the default registry: keyed by the loaded credentials
+            self.guardrails = PolicyRegistry(self._pii_hash_key)
+
+    def _pii_hash_key(self) -> bytes:
+        runtime = self.holder.current
+        return runtime.pii_hash_key if runtime is not None else b""
 
     def _key_scope(self) -> str:
         runtime = self.holder.current

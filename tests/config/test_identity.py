@@ -19,3 +19,19 @@ def test_rendered_config_carries_namespace_and_gateway_name():
     assert (config.gateway.namespace, config.gateway.name, config.gateway.key_scope) == ("team-ns", "edge", "team-ns/edge")
     local = render([], namespace="dev").config  # `aigw serve -f` without an AIGateway document
     assert local.gateway.key_scope == "dev/local"
+
+
+def test_aigw_render_keeps_the_pii_hash_key_of_the_folder(tmp_path):
+    from aigw_config.config import load_config, load_credentials
+    from aigw_gateway.cli import main
+
+    src = tmp_path / "gw.yaml"
+    src.write_text(DOCS)
+    out = tmp_path / "out"
+    assert main(["render", "-f", str(src), "-o", str(out)]) == 0
+    first = load_credentials((out / "credentials.json").read_bytes())
+    assert first.pii_hash_key and len(first.pii_hash_key) >= 43
+    assert main(["render", "-f", str(src), "-o", str(out)]) == 0
+    again = load_credentials((out / "credentials.json").read_bytes())
+    assert again.pii_hash_key == first.pii_hash_key
+    assert load_config((out / "config.json").read_bytes()).credentials_hash == again.content_hash()
