@@ -33,7 +33,7 @@ def test_next_generation_bumps_only_on_content_change():
     first = GatewayConfig().sealed(1)
     assert translate.next_generation(None, GatewayConfig()) == 1
     assert translate.next_generation((first, GatewayCredentials()), GatewayConfig()) == 1
-    changed = GatewayConfig(settings={"allowAnonymous": True})
+    changed = GatewayConfig(settings={"allowAnonymous": "public"})
     assert translate.next_generation((first, GatewayCredentials()), changed) == 2
 
 
