@@ -7,9 +7,15 @@
     await limiter.settle(admission, usage.prompt_tokens, usage.completion_tokens, cost_usd(...))
 
 `admit` raises `RateLimitExceeded` (kind "requests" or "tokens", `retry_after` = seconds to the
-window's end, the rate-limit headers attached) or `BudgetExceeded` (budget with
-`onExceeded: block`); with `warn` it admits and flags `over_budget`. Every admission must be
-settled, or released when the call failed; one that never is frees itself when its window ends.
+window's end, the rate-limit headers attached), `ConcurrencyLimitExceeded` (the tenant's
+`concurrentRequests` are all in flight) or `BudgetExceeded` (budget with `onExceeded: block`);
+with `warn` it admits and flags `over_budget`. Every admission must be settled, released when
+the call failed, or kept (`keep`) when it was served without usage: on every path, streams and
+client disconnects included. One that never is frees itself when its window ends (its
+concurrency slot when its lease does: `LEASE_SECONDS`, renewed by `renew_leases` while alive).
+
+Keys are `aigw:{<namespace>/<gateway>/<tenant>}:…` (`key_prefix`): gateways sharing a Redis
+never share a tenant's counters.
 
 Tenants without limits and budget cost no store call at all. When the store fails:
 - `fail_mode="open"`: the request is admitted unlimited (`degraded=True`) and counted in
@@ -326,8 +332,12 @@ class Limiter:
         await self.settle(admission, 0, 0, 0.0)
 
     async def keep(self, admission: Admission) -> None:
-        """Close the admission keeping its reservation as the usage (served, but no usage came)."""
-        await self.settle(admission, admission.tokens, 0, 0.0)
+        """Close the admission keeping its reservation as the usage (served, but no usage came).
+        Only a concurrency slot needs the store for that; otherwise nothing is asked."""
+        if admission.slot:
+            await self.settle(admission, admission.tokens, 0, 0.0)
+        else:
+            admission.settled = True
 
     async def renew_leases(self) -> None:
         """Extend the leases of this process's in-flight slots; a no-op until a third of the lease
