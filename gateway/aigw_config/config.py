@@ -83,8 +83,15 @@ class TenantConfig(ConfigModel):
 
 
 class GatewayIdentity(ConfigModel):
+    """Which AIGateway this config belongs to. Part of every Redis key (`key_scope`), so two
+    gateways sharing one Redis never share a tenant's counters or spend."""
+
     name: str = "local"
     namespace: str = "default"
+
+    @property
+    def key_scope(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 class GatewayConfig(ConfigModel):
@@ -123,6 +130,11 @@ class GatewayCredentials(ConfigModel):
     report_token: str | None = Field(
         default=None, description="Bearer token that guards a pod's /internal/report (set by the operator)."
     )
+    pii_hash_key: str | None = Field(
+        default=None,
+        description="Random per-gateway key of the PII `hash` action's HMAC; generated once by the operator "
+        "(or `aigw serve -f`/`aigw render`) and kept across renders.",
+    )
 
     def __repr_args__(self):
         # Never let a key reach a log line through repr().
@@ -130,6 +142,7 @@ class GatewayCredentials(ConfigModel):
         yield "tenant_key_hashes", {k: len(v) for k, v in self.tenant_key_hashes.items()}
         yield "redis_url", "<set>" if self.redis_url else None
         yield "report_token", "<set>" if self.report_token else None
+        yield "pii_hash_key", "<set>" if self.pii_hash_key else None
 
     def content_hash(self) -> str:
         body = self.model_dump(mode="json", by_alias=True)

@@ -224,14 +224,20 @@ class ModelRouteSpec(RuledSpec):
 class Limits(SpecModel):
     """Rate limits per tenant, shared by every gateway replica."""
 
-    requests_per_minute: int | None = Field(default=None, ge=1, description="Requests per minute.")
-    tokens_per_minute: int | None = Field(default=None, ge=1, description="Prompt plus completion tokens per minute.")
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000, description="Requests per minute.")
+    tokens_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000_000_000, description="Prompt plus completion tokens per minute."
+    )
+    concurrent_requests: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="Requests in flight at once, across the gateway's pods (429 concurrency_limit_exceeded beyond).",
+    )
 
 
 class Budget(SpecModel):
     """Spend limit per calendar period (UTC)."""
 
-    amount: float = Field(ge=0, description="Spend allowed per period.")
+    amount: float = Field(ge=0, le=1_000_000_000, description="Spend allowed per period.")
     currency: Literal["USD"] = Field(default="USD", description="Currency of amount; USD only.")
     period: Literal["daily", "weekly", "monthly"] = Field(default="monthly", description="Calendar window in UTC.")
     on_exceeded: Literal["block", "warn"] = Field(
@@ -243,7 +249,9 @@ class TenantQuotaSpec(SpecModel):
     """A tenant: its API keys, limits, budget and allowed models."""
 
     api_key_secret_refs: list[SecretKeyRef] = Field(
-        min_length=1, max_length=16, description="Secret keys holding the tenant's API keys (stored hashed)."
+        default_factory=list, max_length=16,
+        description="Secret keys holding the tenant's API keys (stored hashed). Only the TenantQuota an AIGateway "
+        "names in spec.gateway.allowAnonymous may have none.",
     )
     limits: Limits | None = Field(default=None, description="Requests and tokens per minute.")
     budget: Budget | None = Field(default=None, description="Spend limit per period.")
@@ -253,6 +261,26 @@ class TenantQuotaSpec(SpecModel):
     guardrail_policy_ref: ObjectName | None = Field(
         default=None, description="GuardrailPolicy applied to every request of this tenant."
     )
+
+
+ANONYMOUS_NAME = "anonymous"  # reserved: callers without a key are never a TenantQuota of this name
+
+# Rules on a whole object (they need metadata.name), per kind: the CRD's root
+# `x-kubernetes-validations`, and their Python twin `object_problems` (the renderer's).
+OBJECT_RULES: dict[str, tuple[CelRule, ...]] = {
+    "TenantQuota": (
+        CelRule(
+            f"self.metadata.name != '{ANONYMOUS_NAME}'",
+            f"the name '{ANONYMOUS_NAME}' is reserved: name the quota of callers without a key otherwise and "
+            "reference it from the AIGateway's spec.gateway.allowAnonymous",
+            lambda name: name != ANONYMOUS_NAME,
+        ),
+    ),
+}
+
+
+def object_problems(kind: str, name: str) -> list[str]:
+    return [rule.message for rule in OBJECT_RULES.get(kind, ()) if not rule.check(name)]
 
 
 # --- GuardrailPolicy ----------------------------------------------------------------------------
@@ -364,8 +392,10 @@ class GatewayBehaviour(SpecModel):
     max_request_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Larger request bodies get 413."
     )
-    allow_anonymous: bool = Field(
-        default=False, description="Serve requests without an API key (as tenant 'anonymous'); off by default."
+    allow_anonymous: ObjectName | None = Field(
+        default=None,
+        description="Name of a TenantQuota whose limits, budget and allowedModels apply to requests without an "
+        "API key; unset: such requests are refused (401).",
     )
     redis_fail_mode: Literal["open", "closed"] = Field(
         default="open",
@@ -379,6 +409,19 @@ class GatewayBehaviour(SpecModel):
         description="Completion tokens reserved against tokensPerMinute for a request that sets no max_tokens; "
         "the reservation is settled to the real usage afterwards.",
     )
+
+
+    @field_validator("allow_anonymous", mode="before")
+    @classmethod
+    def _anonymous_is_a_reference(cls, value: object) -> object:
+        if value is False:
+            return None  # the former default
+        if value is True:
+            raise ValueError(
+                "allowAnonymous is now the name of a TenantQuota whose limits, budget and allowedModels apply to "
+                "callers without an API key (true would serve them without any): create one and name it here"
+            )
+        return value
 
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$", max_length=32)]

@@ -27,6 +27,7 @@ from .kinds import (
     ProviderCredentialSpec,
     SecretKeyRef,
     TenantQuotaSpec,
+    object_problems,
 )
 from .resources import ConfigError, Resource
 from .status import (
@@ -106,6 +107,10 @@ class _Renderer:
         self.verdicts[(res.kind, res.name)] = Verdict(res.kind, res.name, res.generation, served, reason, message)
 
     def _parse(self, res: Resource):
+        problems = object_problems(res.kind, res.name)  # the CRD's root CEL rules, for objects from files
+        if problems:
+            self._verdict(res, False, REASON_INVALID, "; ".join(f"metadata.name: {p}" for p in problems))
+            return None
         try:
             return res.parse_spec()
         except ConfigError as exc:
@@ -145,6 +150,12 @@ class _Renderer:
             name=self.gateway.name if self.gateway else "local",
             namespace=self.namespace,
         )
+        anonymous = self.gateway_spec.gateway.allow_anonymous
+        if anonymous is not None and self.gateway is not None and not any(t.name == anonymous for t in tenants):
+            # Fail closed: without its quota, callers without a key are refused, never served unlimited.
+            self._verdict(self.gateway, True, REASON_REF_NOT_FOUND,
+                          f"spec.gateway.allowAnonymous: TenantQuota {anonymous!r} not found or not served; "
+                          "requests without an API key are refused until it is")
         used_guardrails = {r.guardrail_policy for r in routes} | {t.guardrail_policy for t in tenants}
         config = GatewayConfig(
             gateway=identity,
@@ -305,7 +316,12 @@ class _Renderer:
                     missing.append(f"spec.apiKeySecretRefs[{i}]: {problem}")
                 else:
                     found.append(hash_api_key(value))
-            if not found:
+            anonymous = res.name == self.gateway_spec.gateway.allow_anonymous
+            if not spec.api_key_secret_refs and not anonymous:
+                self._verdict(res, False, REASON_INVALID, "spec.apiKeySecretRefs: no API keys, and no AIGateway "
+                              "names this TenantQuota in spec.gateway.allowAnonymous")
+                continue
+            if not found and not anonymous:
                 self._verdict(res, False, REASON_SECRET_NOT_FOUND, "; ".join(missing))
                 continue
             clash = sorted({owner_of_hash[h] for h in found if h in owner_of_hash})
@@ -324,10 +340,11 @@ class _Renderer:
                     guardrail_policy=spec.guardrail_policy_ref,
                 )
             )
+            served_as = f"served with {len(found)} key(s)" + (" and for callers without a key" if anonymous else "")
             if missing:
-                self._verdict(res, True, REASON_PARTIALLY_RESOLVED, f"served with {len(found)} key(s); " + "; ".join(missing))
+                self._verdict(res, True, REASON_PARTIALLY_RESOLVED, f"{served_as}; " + "; ".join(missing))
             else:
-                self._verdict(res, True, REASON_ACCEPTED, f"served with {len(found)} key(s)")
+                self._verdict(res, True, REASON_ACCEPTED, served_as)
         return tenants, hashes
 
 

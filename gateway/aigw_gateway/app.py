@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,7 +35,8 @@ log = logging.getLogger("aigw")
 def _make_source(state: GatewayState):
     settings = state.settings
     if settings.files:
-        return FileSource(list(settings.files), state.holder, settings.namespace, settings.poll_interval)
+        return FileSource(list(settings.files), state.holder, settings.namespace, settings.poll_interval,
+                          Path(settings.state_dir) if settings.state_dir else None)
     if settings.config_dir:
         return DirSource(settings.config_dir, state.holder, max(settings.poll_interval, 0.5))
     if settings.kube:
@@ -54,6 +56,7 @@ async def _follow_config(state: GatewayState) -> None:
         await state.use_redis(url)
         if runtime is not None:
             state.limiter.fail_mode = runtime.config.settings.redis_fail_mode
+        await state.limiter.renew_leases()  # concurrency slots of this pod's requests in flight
         await asyncio.sleep(0.2)
 
 

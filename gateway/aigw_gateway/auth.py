@@ -7,7 +7,7 @@ from starlette.datastructures import Headers
 from aigw_config.config import TenantConfig
 
 from .errors import AuthenticationFailed
-from .runtime import ANONYMOUS, Runtime
+from .runtime import Runtime
 
 
 def api_key_from(headers: Headers) -> str | None:
@@ -22,8 +22,8 @@ def api_key_from(headers: Headers) -> str | None:
 def authenticate(runtime: Runtime, headers: Headers) -> TenantConfig:
     key = api_key_from(headers)
     if key is None:
-        if runtime.config.settings.allow_anonymous:
-            return ANONYMOUS
+        if runtime.anonymous is not None:  # the TenantQuota named by allowAnonymous: its limits apply
+            return runtime.anonymous
         raise AuthenticationFailed(
             "missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key' or 'x-goog-api-key'"
         )

@@ -37,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
         kube=kube,
         namespace=args.namespace or "default",
         redis_url=args.redis_url or redis_url_from_env(),
+        state_dir=args.state_dir,
         graceful_timeout=args.graceful_timeout,
         log_level=args.log_level,
         access_log=args.access_log,
@@ -96,11 +97,12 @@ def _render(args: argparse.Namespace) -> int:
     result = render(resources, gateway=gateways[0] if gateways else None, namespace=args.namespace)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    config = result.config.sealed(1)
-    (out / CONFIG_KEY).write_bytes(config.to_json())
     cred_path = out / CREDENTIALS_KEY
+    credentials = result.credentials.model_copy(update={"pii_hash_key": _kept_pii_key(cred_path)})
+    config = result.config.model_copy(update={"credentials_hash": credentials.content_hash()}).sealed(1)
+    (out / CONFIG_KEY).write_bytes(config.to_json())
     cred_path.touch(mode=0o600, exist_ok=True)
-    cred_path.write_bytes(result.credentials.to_json())
+    cred_path.write_bytes(credentials.to_json())
     failed = False
     for v in result.verdicts.values():
         status = "ok" if v.reason == REASON_ACCEPTED else v.reason
@@ -108,6 +110,20 @@ def _render(args: argparse.Namespace) -> int:
         print(f"{v.kind}/{v.name}: {status}" + ("" if v.reason == REASON_ACCEPTED else f": {v.message}"))
     print(f"wrote {out / CONFIG_KEY} ({config.hash[:19]}) and {cred_path}")
     return 1 if failed else 0
+
+
+def _kept_pii_key(cred_path: Path) -> str:
+    """The PII hash key of an earlier render into the same folder, else a new random one: like
+    the operator, a render keeps the key so hash tags stay comparable."""
+    import secrets
+
+    from aigw_config.config import load_credentials
+
+    try:
+        key = load_credentials(cred_path.read_bytes()).pii_hash_key
+    except (OSError, ValueError):
+        key = None
+    return key or secrets.token_urlsafe(32)
 
 
 def _operator(rest: list[str]) -> int:
@@ -123,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-f", "--file", dest="files", action="append", metavar="PATH",
                        help="CR YAML file or folder (repeatable); re-read on change")
     serve.add_argument("--config-dir", help="rendered config folder (config.json, credentials.json)")
+    serve.add_argument("--state-dir", help="with -f: folder for the gateway's own secrets (its PII hash key); "
+                       "default $AIGW_STATE_DIR, else $XDG_STATE_HOME/aigw, else ~/.local/state/aigw")
     serve.add_argument("--kube-configmap", help="in a cluster: the rendered ConfigMap to watch")
     serve.add_argument("--kube-secret", help="in a cluster: the rendered Secret (default <gateway>-credentials)")
     serve.add_argument("--namespace", help="namespace of the objects (default: the pod's, or 'default')")

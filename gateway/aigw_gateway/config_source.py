@@ -22,6 +22,7 @@ from aigw_config.render import render
 from aigw_config.resources import ConfigError, Resource, parse_documents
 from aigw_config.status import REASON_ACCEPTED
 
+from .local_state import default_state_dir, pii_hash_key
 from .runtime import RuntimeHolder
 
 log = logging.getLogger("aigw.config")
@@ -70,10 +71,13 @@ def _stat_signature(paths: list[Path]) -> tuple:
 
 
 class FileSource(PollingSource):
-    def __init__(self, paths: list[str], holder: RuntimeHolder, namespace: str = "default", poll_interval: float = 0.25) -> None:
+    def __init__(self, paths: list[str], holder: RuntimeHolder, namespace: str = "default", poll_interval: float = 0.25,
+                 state_dir: Path | None = None) -> None:
         super().__init__(holder, poll_interval)
         self.paths = [Path(p) for p in paths]
         self.namespace = namespace
+        self.state_dir = state_dir or default_state_dir()
+        self._pii_keys: dict[tuple[str, str], str] = {}
         self.generation = 0
         self.previous: tuple[GatewayConfig, GatewayCredentials] | None = None
 
@@ -115,12 +119,23 @@ class FileSource(PollingSource):
         for verdict in result.verdicts.values():
             if verdict.reason != REASON_ACCEPTED:
                 log.warning("%s %r: %s: %s", verdict.kind, verdict.name, verdict.reason, verdict.message)
-        config = result.config
+        identity = result.config.gateway
+        pii_key = self._pii_keys.get((identity.namespace, identity.name))
+        if pii_key is None:
+            try:
+                pii_key = pii_hash_key(self.state_dir, identity.namespace, identity.name)
+            except OSError as exc:  # served all the same, with a key derived from the credentials
+                log.warning("PII hash key not kept in %s (%s): hash tags are keyed by the credentials "
+                            "instead and change when they do; give --state-dir", self.state_dir, exc.strerror or exc)
+                pii_key = ""
+            self._pii_keys[(identity.namespace, identity.name)] = pii_key
+        credentials = result.credentials.model_copy(update={"pii_hash_key": pii_key or None})
+        config = result.config.model_copy(update={"credentials_hash": credentials.content_hash()})
         if self.previous is None or config.content_hash() != self.previous[0].hash:
             self.generation += 1
         config = config.sealed(self.generation)
-        if self.holder.offer(config, result.credentials, source):
-            self.previous = (config, result.credentials)
+        if self.holder.offer(config, credentials, source):
+            self.previous = (config, credentials)
 
 
 class DirSource(PollingSource):

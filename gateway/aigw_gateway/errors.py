@@ -140,6 +140,15 @@ class RateLimitExceeded(GatewayError):
         self.retry_after = retry_after
 
 
+class ConcurrencyLimitExceeded(RateLimitExceeded):
+    """The tenant already has `concurrentRequests` requests in flight (across the gateway's pods)."""
+
+    code = "concurrency_limit_exceeded"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, kind="concurrency_limit_exceeded", retry_after=1, headers=headers)
+
+
 class BudgetExceeded(GatewayError):
     """The tenant's budget for the period is spent and `onExceeded: block`."""
 

@@ -25,6 +25,7 @@ from .auth import authenticate
 from .errors import BudgetExceeded, GatewayError, InvalidRequest, ModelNotFound, PermissionDenied, RateLimitExceeded
 from .ingress.base import Ingress, StreamEncoder
 from .limits import Admission, cost_usd, estimate_chat_tokens, estimate_embedding_tokens, format_usd
+from .limits.bounds import check_reservation_bounds
 from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
 from .state import GatewayState
@@ -114,12 +115,27 @@ class Call:
         if self.admission is None:
             return 0.0
         admission, self.admission = self.admission, None
+        return await self._settle(admission)
+
+    async def _settle(self, admission: Admission) -> float:
         cost = cost_of(self.attempts.target, self.usage)
         if self.usage:
             await self.state.limiter.settle(admission, *_tokens(self.usage), cost)
         elif self.attempts.target is None:
             await self.state.limiter.release(admission)  # nothing was served
+        else:
+            await self.state.limiter.keep(admission)  # served, usage unknown: the reservation stays
         return cost
+
+    def settle_detached(self) -> None:
+        """`settle` in a task of its own, taken over at once: for paths that may be cancelled (a
+        client that went away) or that end with an unexpected exception. Idempotent."""
+        if self.admission is None:
+            return
+        admission, self.admission = self.admission, None
+        task = asyncio.get_running_loop().create_task(self._settle(admission))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     def limit_headers(self) -> dict[str, str]:
         return self.state.limiter.headers(self.admission) if self.admission is not None else {}
@@ -184,6 +200,7 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         runtime = state.runtime()
         call.tenant = authenticate(runtime, request.headers)
         canonical = ingress.parse_request(body, model=model, stream=stream)
+        check_reservation_bounds(canonical, ingress.name, body)
         requested_model: str = canonical["model"]
         is_stream = bool(canonical.get("stream"))
         call.route = resolve_route(runtime, call.tenant, requested_model)
@@ -198,17 +215,24 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         await call.settle()
         call.finish(err.status_code)
         raise
-    if isinstance(result, Completed):
-        call.usage = result.response.get("usage")
-        body_out = ingress.render_response(result.response, requested_model)
-        cost = await call.settle()
-        call.finish(200)
-        headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
-        return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
-    encoder = ingress.stream_encoder(requested_model, canonical)
-    headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
-    return StreamingResponse(_relay(result, encoder, call, call.stream_guard()), media_type=ingress.stream_media_type,
-                             headers=headers)
+    except BaseException:
+        call.settle_detached()  # an unexpected exception or a cancelled request: never keep the reservation
+        raise
+    try:
+        if isinstance(result, Completed):
+            call.usage = result.response.get("usage")
+            body_out = ingress.render_response(result.response, requested_model)
+            cost = await call.settle()
+            call.finish(200)
+            headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
+            return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
+        encoder = ingress.stream_encoder(requested_model, canonical)
+        headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+        return _RelayResponse(_relay(result, encoder, call, call.stream_guard()), call, result,
+                              media_type=ingress.stream_media_type, headers=headers)
+    except BaseException:
+        call.settle_detached()
+        raise
 
 
 async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]) -> Response:
@@ -229,6 +253,9 @@ async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]
     except GatewayError as err:
         await call.settle()
         call.finish(err.status_code)
+        raise
+    except BaseException:
+        call.settle_detached()  # an unexpected exception or a cancelled request: never keep the reservation
         raise
     assert isinstance(result, Completed)
     call.usage = result.response.get("usage")
@@ -298,8 +325,26 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=No
         raise
     finally:
         call.finish(status)
-        await stream.close()
         # Settle detached: this generator may be finishing because its task was cancelled.
-        task = asyncio.get_running_loop().create_task(call.settle())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        call.settle_detached()
+        await stream.close()
+
+
+class _RelayResponse(StreamingResponse):
+    """A streamed answer whose reservation is settled however the response ends: also when the
+    client went away before the relay generator ever started (its `finally` then never runs)."""
+
+    def __init__(self, content: AsyncIterator[bytes], call: Call, stream: Streaming, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._call, self._stream = call, stream
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._call.finished:  # the relay never started, so its own cleanup never ran
+                self._call.finish(499)
+                self._call.settle_detached()
+                task = asyncio.get_running_loop().create_task(self._stream.close())
+                _background.add(task)
+                task.add_done_callback(_background.discard)

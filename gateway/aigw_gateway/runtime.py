@@ -22,7 +22,13 @@ from aigw_config.config import (
 
 log = logging.getLogger("aigw.config")
 
-ANONYMOUS = TenantConfig(name="anonymous")
+def pii_hash_key_of(credentials: GatewayCredentials) -> bytes:
+    """The PII `hash` key of these credentials. Credentials rendered before the key existed get
+    one derived from their own secret content (provider keys, key hashes, report token): stable
+    across the pods of one render, unknown to anyone without the credentials."""
+    if credentials.pii_hash_key:
+        return credentials.pii_hash_key.encode()
+    return hashlib.sha256(b"aigw-pii-hash\0" + credentials.to_json()).digest()
 
 
 class UnservableConfig(ValueError):
@@ -41,10 +47,17 @@ class Runtime:
     redis_url: str | None
     report_token: str | None
     loaded_at: float
+    pii_hash_key: bytes = b""
+    anonymous: TenantConfig | None = None  # the quota of callers without a key (allowAnonymous); None: refused
 
     @property
     def generation(self) -> int:
         return self.config.generation
+
+    @property
+    def key_scope(self) -> str:
+        """`<namespace>/<gateway>`: the identity in every Redis key of this gateway's tenants."""
+        return self.config.gateway.key_scope
 
     @classmethod
     def build(cls, config: GatewayConfig, credentials: GatewayCredentials) -> "Runtime":
@@ -73,7 +86,7 @@ class Runtime:
             for h in hashes:
                 by_hash[h] = tenant
         allowed: dict[str, frozenset[str] | None] = {}
-        for tenant in (*config.tenants, ANONYMOUS):
+        for tenant in config.tenants:
             if tenant.allowed_models:
                 allowed[tenant.name] = frozenset(
                     routes[m].name for m in tenant.allowed_models if m in routes
@@ -93,6 +106,8 @@ class Runtime:
             redis_url=credentials.redis_url,
             report_token=credentials.report_token,
             loaded_at=time.time(),
+            pii_hash_key=pii_hash_key_of(credentials),
+            anonymous=tenants_by_name.get(config.settings.allow_anonymous or ""),
         )
 
     def tenant_for_key(self, api_key: str) -> TenantConfig | None:

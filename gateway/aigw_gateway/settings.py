@@ -26,6 +26,7 @@ class Settings:
     kube: KubeTarget | None = None
     namespace: str = "default"
     redis_url: str | None = None
+    state_dir: str | None = None  # where `serve -f` keeps its PII hash key; None: local_state.default_state_dir()
     poll_interval: float = 0.25
     graceful_timeout: float = 30.0
     log_level: str = "info"

@@ -33,6 +33,17 @@ class GatewayState:
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
+        self.limiter.key_scope = self._key_scope
+        if self.guardrails.hash_key == b"":  # the default registry: keyed by the loaded credentials
+            self.guardrails = PolicyRegistry(self._pii_hash_key)
+
+    def _pii_hash_key(self) -> bytes:
+        runtime = self.holder.current
+        return runtime.pii_hash_key if runtime is not None else b""
+
+    def _key_scope(self) -> str:
+        runtime = self.holder.current
+        return runtime.key_scope if runtime is not None else ""
 
     async def use_redis(self, url: str | None) -> None:
         """Point the limiter at Redis (shared by every worker and replica) or at process memory."""

@@ -87,11 +87,13 @@ def previous_pair(configmap: dict | None, secret: dict | None) -> tuple[GatewayC
 
 def seal(result: RenderResult, previous: tuple[GatewayConfig, GatewayCredentials] | None,
          new_token: Callable[[], str]) -> tuple[GatewayConfig, GatewayCredentials]:
-    """The config and credentials to write: the report token kept from the previous render (a
-    fresh one from `new_token` only for a gateway that has none), the credentials hash matching
-    it, and the generation bumped only when the content changed."""
+    """The config and credentials to write: the report token and the PII hash key kept from the
+    previous render (fresh ones from `new_token` only for a gateway that has none: a new key
+    would change every hash tag), the credentials hash matching them, and the generation bumped
+    only when the content changed."""
     token = previous[1].report_token if previous is not None and previous[1].report_token else new_token()
-    credentials = result.credentials.model_copy(update={"report_token": token})
+    pii_key = previous[1].pii_hash_key if previous is not None and previous[1].pii_hash_key else new_token()
+    credentials = result.credentials.model_copy(update={"report_token": token, "pii_hash_key": pii_key})
     unsealed = result.config.model_copy(update={"credentials_hash": credentials.content_hash()})
     return unsealed.sealed(next_generation(previous, unsealed)), credentials
 

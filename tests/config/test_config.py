@@ -31,7 +31,7 @@ def test_incompatible_schema_version_is_refused():
 
 def test_tampered_config_is_refused():
     data = orjson.loads(GatewayConfig().sealed(1).to_json())
-    data["settings"]["allowAnonymous"] = True
+    data["settings"]["allowAnonymous"] = "public"
     with pytest.raises(IncompatibleConfig, match="hash does not match"):
         load_config(orjson.dumps(data))
 

@@ -230,7 +230,12 @@ spec: {{model: other-model, targets: [{{credentialRef: upstream, model: fake}}]}
 apiVersion: aigw.dev/v1alpha1
 kind: AIGateway
 metadata: {{name: local}}
-spec: {{gateway: {{allowAnonymous: true}}}}
+spec: {{gateway: {{allowAnonymous: public}}}}
+---
+apiVersion: aigw.dev/v1alpha1
+kind: TenantQuota
+metadata: {{name: public}}
+spec: {{}}
 """)
     crs.write_text(crs.read_text().replace("  apiKeySecretRefs: [{name: team-a-key}]\n",
                                            "  apiKeySecretRefs: [{name: team-a-key}]\n  allowedModels: [gpt-test]\n"))

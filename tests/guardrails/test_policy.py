@@ -98,7 +98,7 @@ def test_restored_values_in_tool_call_arguments_are_json_escaped():
     ("action", "expected"),
     [
         ("redact", "mail [REDACTED_EMAIL] now"),
-        ("hash", re.compile(r"mail <EMAIL_HASH_[0-9a-f]{8}> now")),
+        ("hash", re.compile(r"mail <EMAIL_HASH_[0-9a-f]{16}> now")),
         ("log", f"mail {EMAIL} now"),
         ("mask", "mail <EMAIL_1> now"),
     ],

@@ -85,3 +85,13 @@ def test_cross_field_rules_are_cel_validations():
     assert any("lowest-cost" in r for r in rules) and any("aliases" in r for r in rules)
     assert route["properties"]["targets"]["minItems"] == 1
     assert route["properties"]["retry"]["x-kubernetes-validations"][0]["rule"] == "self.maxBackoffMs >= self.initialBackoffMs"
+
+
+def test_tenantquota_name_anonymous_is_reserved_by_a_root_cel_rule():
+    from aigw_config.kinds import object_problems
+
+    crd = load_crds()["aigw.dev_tenantquotas.yaml"]
+    (rule,) = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
+    assert rule["rule"] == "self.metadata.name != 'anonymous'" and "reserved" in rule["message"]
+    assert object_problems("TenantQuota", "anonymous") == [rule["message"]]  # the renderer's twin says the same
+    assert object_problems("TenantQuota", "public") == [] and object_problems("ModelRoute", "anonymous") == []

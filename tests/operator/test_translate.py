@@ -33,7 +33,7 @@ def test_next_generation_bumps_only_on_content_change():
     first = GatewayConfig().sealed(1)
     assert translate.next_generation(None, GatewayConfig()) == 1
     assert translate.next_generation((first, GatewayCredentials()), GatewayConfig()) == 1
-    changed = GatewayConfig(settings={"allowAnonymous": True})
+    changed = GatewayConfig(settings={"allowAnonymous": "public"})
     assert translate.next_generation((first, GatewayCredentials()), changed) == 2
 
 
@@ -62,3 +62,15 @@ def test_referenced_secrets_tolerate_invalid_specs():
     assert translate.referenced_secrets("TenantQuota", {"apiKeySecretRefs": [{"name": "a"}, "junk", {"x": 1}]}) == {"a"}
     assert translate.referenced_secrets("ProviderCredential", {"apiKeySecretRef": None}) == set()
     assert translate.referenced_secrets("AIGateway", {"redis": {"urlSecretRef": {"name": "r"}}}) == {"r"}
+
+
+def test_pii_hash_key_is_generated_once_and_kept():
+    from aigw_config.render import render
+
+    tokens = iter(f"token-{i}" for i in range(10))
+    config, credentials = translate.seal(render([]), None, new_token=lambda: next(tokens))
+    assert credentials.pii_hash_key and credentials.pii_hash_key != credentials.report_token
+    assert config.credentials_hash == credentials.content_hash()
+    _, again = translate.seal(render([]), (config, credentials), new_token=lambda: next(tokens))
+    assert again.pii_hash_key == credentials.pii_hash_key  # a re-render keeps the key (and every hash tag)
+    assert "pii_hash_key='<set>'" in repr(again) and credentials.pii_hash_key not in repr(again)

@@ -101,6 +101,11 @@ def blocked(detector_name: str, where: str) -> GuardrailBlocked:
     return GuardrailBlocked(f"The {where} was blocked by a guardrail policy: it contains {what} ({detector_name}).")
 
 
+# 16 hex digits: a 64-bit tag. With the gateway's secret key a guess cannot be checked offline at
+# all; 64 bits also keep accidental collisions between distinct values out of reach.
+HASH_TAG_HEX = 16
+
+
 def rewriter(
     *,
     numbering: RestoreMap,
@@ -127,7 +132,7 @@ def rewriter(
             return f"[REDACTED_{detector.label}]"
         if action == "hash":
             digest = hmac.new(hash_key, f"{detector.label}\0{value}".encode(), hashlib.sha256).hexdigest()
-            return f"<{detector.label}_HASH_{digest[:8]}>"
+            return f"<{detector.label}_HASH_{digest[:HASH_TAG_HEX]}>"
         if action == "block":
             raise blocked(detector.name, where)
         return None  # log: counted above, text unchanged

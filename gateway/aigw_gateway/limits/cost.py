@@ -29,8 +29,12 @@ def cost_usd(pricing: Pricing | None, prompt_tokens: int, completion_tokens: int
     return cost_nano(pricing, prompt_tokens, completion_tokens) / NANO
 
 
+MAX_REQUEST_USD = 1_000_000.0  # what one request can add to a spend: keeps Redis's 64-bit sums safe
+
+
 def usd_to_nano(usd: float) -> int:
-    return round(usd * NANO) if usd > 0 else 0
+    """Nano-USD of one request's cost, within [0, MAX_REQUEST_USD] (NaN and negatives: 0)."""
+    return round(min(usd, MAX_REQUEST_USD) * NANO) if usd > 0 else 0
 
 
 def format_usd(usd: float) -> str:

@@ -7,23 +7,33 @@
     await limiter.settle(admission, usage.prompt_tokens, usage.completion_tokens, cost_usd(...))
 
 `admit` raises `RateLimitExceeded` (kind "requests" or "tokens", `retry_after` = seconds to the
-window's end, the rate-limit headers attached) or `BudgetExceeded` (budget with
-`onExceeded: block`); with `warn` it admits and flags `over_budget`. Every admission must be
-settled, or released when the call failed; one that never is frees itself when its window ends.
+window's end, the rate-limit headers attached), `ConcurrencyLimitExceeded` (the tenant's
+`concurrentRequests` are all in flight) or `BudgetExceeded` (budget with `onExceeded: block`);
+with `warn` it admits and flags `over_budget`. Every admission must be settled, released when
+the call failed, or kept (`keep`) when it was served without usage: on every path, streams and
+client disconnects included. One that never is frees itself when its window ends (its
+concurrency slot when its lease does: `LEASE_SECONDS`, renewed by `renew_leases` while alive).
+
+Keys are `aigw:{<namespace>/<gateway>/<tenant>}:…` (`key_prefix`): gateways sharing a Redis
+never share a tenant's counters.
 
 Tenants without limits and budget cost no store call at all. When the store fails:
 - `fail_mode="open"`: the request is admitted unlimited (`degraded=True`) and counted in
   `fail_open_total`; `fail_mode="closed"`: `LimitsUnavailable` (503), counted in
   `fail_closed_total`. A warning is logged at most once per `log_interval` seconds.
-- After `trip_after` failures in a row the store is not asked for `retry_interval` seconds,
+- After `trip_after` outages in a row (connection errors, timeouts) the store is not asked for `retry_interval` seconds,
   so a hung Redis delays at most a few requests by `op_timeout`, not all of them. Then the
   next request tries again: recovery needs no restart and nothing else remembers the failure.
+  A store error of one call (a script failing on its arguments) fails that request by the fail
+  mode and never trips: one tenant's odd request cannot switch off everybody's limits.
 - A failed settlement never raises; it is counted in `settle_failed_total`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +42,13 @@ from typing import Any, Literal
 from aigw_config.config import TenantConfig
 from aigw_config.kinds import Budget
 
-from ..errors import BudgetExceeded, LimitsUnavailable, RateLimitExceeded
+from ..errors import BudgetExceeded, ConcurrencyLimitExceeded, LimitsUnavailable, RateLimitExceeded
+from .bounds import MAX_RESERVATION_TOKENS
 from .cost import NANO, format_usd, usd_to_nano
 from .store import (
     ADMITTED,
     REFUSED_BUDGET,
+    REFUSED_CONCURRENCY,
     REFUSED_REQUESTS,
     AdmitRequest,
     Counters,
@@ -49,6 +61,9 @@ log = logging.getLogger("aigw.limits")
 
 WINDOW_TTL_GRACE = 120  # a window's counters outlive it this long, for late settlements
 SPEND_TTL_GRACE = 7 * 86400  # a period's spend stays readable a week after it ends
+# A concurrency slot is leased: a live request's lease is renewed every LEASE_SECONDS / 3 by its
+# pod, so a pod that crashed (and can neither renew nor free its slots) holds them at most this long.
+LEASE_SECONDS = 60
 FailMode = Literal["open", "closed"]
 
 
@@ -73,6 +88,9 @@ class Admission:
     settled: bool = False
     window_key: str = ""
     spend_key: str = ""
+    concurrency: int = 0  # concurrentRequests; 0: unlimited
+    inflight_key: str = ""
+    slot: str = ""  # this request's slot in the in-flight set ("" when it holds none)
 
     @property
     def reset_seconds(self) -> float:
@@ -110,21 +128,35 @@ class Limiter:
         log_interval: float = 30.0,
         trip_after: int = 2,
         retry_interval: float = 0.5,
+        key_scope: Callable[[], str] | None = None,
     ) -> None:
         self.store = store  # may be replaced at a config swap (a Redis URL appearing)
         self.fail_mode: FailMode = fail_mode  # may be changed at a config swap
         self.clock = clock
+        # "<namespace>/<gateway>" of the config being served: part of every key, so gateways that
+        # share a Redis never share counters. None (tests of the limiter alone): keys per tenant only.
+        self.key_scope = key_scope
         self.trip_after = trip_after
         self.retry_interval = retry_interval
         self.fail_open_total = 0
         self.fail_closed_total = 0
         self.settle_failed_total = 0
+        self.call_failed_total = 0  # admissions failed by a store error of that call only (not an outage)
         self._periods = PeriodCache()
         self._failures = 0  # consecutive store failures
         self._skip_until = 0.0  # monotonic time before which the store is not asked
         self._admit_log = _Throttled(log_interval)
         self._settle_log = _Throttled(log_interval)
         self._recovery_log = _Throttled(log_interval, logging.INFO)
+        self._slot_ids = (f"{os.urandom(6).hex()}:{n}" for n in itertools.count())  # unique across pods
+        self._held: dict[str, dict[str, None]] = {}  # inflight key -> this process's live slots
+        self._next_renewal = 0.0
+
+    def key_prefix(self, tenant: str) -> str:
+        """`aigw:{<namespace>/<gateway>/<tenant>}:`: the braces are the Redis Cluster hash tag, so
+        one tenant's keys of one gateway share a slot and one script may touch them all."""
+        scope = self.key_scope() if self.key_scope is not None else ""
+        return f"aigw:{{{scope}/{tenant}}}:" if scope else f"aigw:{{{tenant}}}:"
 
     @property
     def store_healthy(self) -> bool:
@@ -136,20 +168,22 @@ class Limiter:
         limits, budget = tenant.limits, tenant.budget
         rpm = (limits.requests_per_minute or 0) if limits is not None else 0
         tpm = (limits.tokens_per_minute or 0) if limits is not None else 0
+        concurrency = (limits.concurrent_requests or 0) if limits is not None else 0
         now = self.clock()
         start = window_start(now)
-        if not rpm and not tpm and budget is None:
+        if not rpm and not tpm and not concurrency and budget is None:
             return Admission(tenant.name, tokens, now, start, 0, 0, limited=False)
-        tokens = max(int(tokens), 0)
+        tokens = min(max(int(tokens), 0), MAX_RESERVATION_TOKENS)
         if tpm and tokens > tpm:
             raise self._too_large(tenant.name, tpm, tokens, now, start)
-        prefix = f"aigw:{{{tenant.name}}}:"
+        prefix = self.key_prefix(tenant.name)
         period = self._periods.get(budget.period, now) if budget is not None else None
         admission = Admission(
             tenant.name, tokens, now, start, rpm, tpm,
             budget=budget, period=period,
             window_key=f"{prefix}w:{start}",
             spend_key=f"{prefix}spend:{period.label}" if period is not None else f"{prefix}spend:-",
+            concurrency=concurrency, inflight_key=f"{prefix}inflight",
         )  # fmt: skip
         if time.monotonic() < self._skip_until:
             return self._unavailable(admission, "not asked for a moment after repeated failures")
@@ -159,16 +193,25 @@ class Limiter:
             budget is not None and budget.on_exceeded == "block",
             start + WINDOW_SECONDS - int(now) + WINDOW_TTL_GRACE, now,
         )  # fmt: skip
+        if concurrency:
+            request.inflight_key, request.concurrency, request.slot = admission.inflight_key, concurrency, next(self._slot_ids)
+            request.lease_until, request.lease_ttl = now + LEASE_SECONDS, LEASE_SECONDS
         try:
             seen = await self.store.admit(request)
         except StoreUnavailable as exc:
-            self._failed()
+            if exc.outage:
+                self._failed()
+            else:
+                self.call_failed_total += 1
             return self._unavailable(admission, str(exc))
         self._succeeded()
         admission.requests_used, admission.tokens_used = seen.requests, seen.tokens
         admission.spend_nano = seen.spend_nano
         if seen.outcome != ADMITTED:
             raise self._refusal(admission, seen)
+        if concurrency:
+            admission.slot = request.slot
+            self._held.setdefault(admission.inflight_key, {})[request.slot] = None
         if budget is not None and seen.spend_nano >= request.budget_nano:
             admission.over_budget = True
         return admission
@@ -213,6 +256,12 @@ class Limiter:
 
     def _refusal(self, admission: Admission, seen: Counters) -> Exception:
         who = f"tenant {admission.tenant}"
+        if seen.outcome == REFUSED_CONCURRENCY:
+            return ConcurrencyLimitExceeded(
+                f"Concurrency limit reached for {who}: {seen.inflight} requests in flight, Limit "
+                f"{admission.concurrency} (concurrentRequests). Retry when one of them has finished.",
+                headers={"x-aigw-concurrency-limit": str(admission.concurrency)},
+            )
         if seen.outcome == REFUSED_BUDGET:
             budget, period = admission.budget, admission.period
             assert budget is not None and period is not None
@@ -248,7 +297,14 @@ class Limiter:
         if admission.settled or not admission.limited:
             return
         admission.settled = True
-        actual = max(int(prompt_tokens), 0) + max(int(completion_tokens), 0)
+        if admission.slot:
+            held = self._held.get(admission.inflight_key)
+            if held is not None:
+                held.pop(admission.slot, None)
+                if not held:
+                    del self._held[admission.inflight_key]
+        # Bounded like the reservation: an upstream reporting absurd usage must not make the script fail.
+        actual = min(max(int(prompt_tokens), 0) + max(int(completion_tokens), 0), MAX_RESERVATION_TOKENS)
         if time.monotonic() < self._skip_until:
             self._settle_failed("not asked for a moment after repeated failures")
             return
@@ -259,9 +315,11 @@ class Limiter:
             await self.store.settle(
                 admission.window_key, admission.spend_key, actual - admission.tokens, not admission.degraded,
                 window_ttl, usd_to_nano(cost_usd), spend_ttl, self.clock(),
+                inflight_key=admission.inflight_key, slot=admission.slot,
             )  # fmt: skip
         except StoreUnavailable as exc:
-            self._failed()
+            if exc.outage:
+                self._failed()
             self._settle_failed(str(exc))
             return
         except Exception as exc:  # settlement runs after the response: it must never break it
@@ -272,6 +330,29 @@ class Limiter:
     async def release(self, admission: Admission) -> None:
         """Give the reservation back: the call failed before any usage was reported."""
         await self.settle(admission, 0, 0, 0.0)
+
+    async def keep(self, admission: Admission) -> None:
+        """Close the admission keeping its reservation as the usage (served, but no usage came).
+        Only a concurrency slot needs the store for that; otherwise nothing is asked."""
+        if admission.slot:
+            await self.settle(admission, admission.tokens, 0, 0.0)
+        else:
+            admission.settled = True
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of this process's in-flight slots; a no-op until a third of the lease
+        has passed since the last renewal. Called about every second by the app; never raises."""
+        now = time.monotonic()
+        if now < self._next_renewal or not self._held:
+            return
+        self._next_renewal = now + LEASE_SECONDS / 3
+        until = self.clock() + LEASE_SECONDS
+        for key, slots in list(self._held.items()):
+            try:
+                await self.store.renew(key, list(slots), until, LEASE_SECONDS, self.clock())
+            except Exception as exc:  # Redis away: the leases run out; admissions then fail by mode anyway
+                self._settle_log("concurrency leases not renewed: %s", f"{type(exc).__name__}: {exc}")
+                return
 
     def _settle_failed(self, reason: str) -> None:
         self.settle_failed_total += 1
@@ -317,7 +398,7 @@ class Limiter:
         seen = Counters(ADMITTED, 0, 0, 0)
         tracked = bool(rpm or tpm or budget is not None)
         if tracked:
-            prefix = f"aigw:{{{tenant.name}}}:"
+            prefix = self.key_prefix(tenant.name)
             try:
                 seen = await self.store.read(
                     f"{prefix}w:{start}", f"{prefix}spend:{period.label}" if period else f"{prefix}spend:-", now

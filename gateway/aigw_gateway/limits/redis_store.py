@@ -2,13 +2,14 @@
 
 Each call is ONE round trip: EVALSHA, and only when Redis answers NOSCRIPT (after a restart
 or SCRIPT FLUSH) a second one, EVAL, which also caches the script again. Keys are
-`aigw:{<tenant>}:w:<window start>` (hash r/t) and `aigw:{<tenant>}:spend:<period label>`;
-the braces are a Redis Cluster hash tag, so a tenant's keys share a slot and one script may
-touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
+`aigw:{<ns>/<gateway>/<tenant>}:w:<window start>` (hash r/t) and `…:spend:<period label>`
+(the limiter chooses them; see `Limiter.key_prefix`); the braces are a Redis Cluster hash tag,
+so a tenant's keys share a slot and one script may touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
 after its period ends.
 
 Errors never escape as redis-py exceptions: each call is bounded by `op_timeout` and any
-failure becomes `StoreUnavailable`, which the limiter maps by its fail mode. Nothing about a
+failure becomes `StoreUnavailable`, which the limiter maps by its fail mode; only connection
+errors and timeouts are marked as an outage (`outage=True`), a reply error is this call's own. Nothing about a
 failure is remembered here; redis-py reconnects on the next call once Redis is back.
 """
 
@@ -22,11 +23,15 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .store import AdmitRequest, Counters, StoreUnavailable
 
-# KEYS: window, spend. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0), window_ttl.
+# KEYS: window, spend, inflight. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0),
+# window_ttl, concurrency (0: none), slot, now, lease_until, lease_ttl.
+# inflight is a sorted set of slots scored by their lease's end: expired leases (a crashed pod's)
+# are dropped before counting, so no slot is held forever.
 ADMIT_LUA = """
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local budget = tonumber(ARGV[4])
@@ -37,14 +42,24 @@ if budget >= 0 then spend = tonumber(redis.call('GET', KEYS[2]) or '0') end
 if ARGV[5] == '1' and budget >= 0 and spend >= budget then return {3, r, t, spend} end
 if rpm > 0 and r + 1 > rpm then return {1, r, t, spend} end
 if tpm > 0 and t + tokens > tpm then return {2, r, t, spend} end
+local conc = tonumber(ARGV[7])
+if conc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[9])
+  local inflight = redis.call('ZCARD', KEYS[3])
+  if inflight >= conc then return {4, r, t, spend, inflight} end
+  redis.call('ZADD', KEYS[3], ARGV[10], ARGV[8])
+  redis.call('EXPIRE', KEYS[3], ARGV[11])
+end
 r = redis.call('HINCRBY', KEYS[1], 'r', 1)
 t = redis.call('HINCRBY', KEYS[1], 't', tokens)
 if r == 1 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
 return {0, r, t, spend}
 """
 
-# KEYS: window, spend. ARGV: token_delta, reserved (1/0), window_ttl, spend_nano, spend_ttl (0: none).
+# KEYS: window, spend, inflight. ARGV: token_delta, reserved (1/0), window_ttl, spend_nano,
+# spend_ttl (0: none), slot ('': none).
 SETTLE_LUA = """
+if ARGV[6] ~= '' then redis.call('ZREM', KEYS[3], ARGV[6]) end
 local delta = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if delta ~= 0 then redis.call('HINCRBY', KEYS[1], 't', delta) end
@@ -59,6 +74,13 @@ end
 return 0
 """
 
+# KEYS: inflight. ARGV: lease_until, lease_ttl, slot... : extend the leases of this pod's live slots.
+RENEW_LUA = """
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 READ_LUA = """
 local w = redis.call('HMGET', KEYS[1], 'r', 't')
 return {0, tonumber(w[1]) or 0, tonumber(w[2]) or 0, tonumber(redis.call('GET', KEYS[2]) or '0')}
@@ -69,7 +91,11 @@ def _sha(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()
 
 
-ADMIT_SHA, SETTLE_SHA, READ_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), _sha(READ_LUA)
+ADMIT_SHA, SETTLE_SHA, READ_SHA, RENEW_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), _sha(READ_LUA), _sha(RENEW_LUA)
+
+# Redis itself is unreachable, slow, or cannot take writes right now (a replica after a failover):
+# these trip the limiter. Any other error is about one call's arguments and fails only that call.
+_OUTAGES = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, OSError, TimeoutError)
 
 ClientSource = aioredis.Redis | Callable[[], "aioredis.Redis | None"]
 
@@ -122,27 +148,31 @@ class RedisStore:
         if hasattr(self._client, "evalsha"):
             await self._client.aclose()  # type: ignore[union-attr]
 
-    async def _run(self, sha: str, script: str, keys: tuple[str, str], args: tuple) -> list:
+    async def _run(self, sha: str, script: str, keys: tuple[str, ...], args: tuple) -> list:
         client = self.client()
         if client is None:
             raise StoreUnavailable("no Redis client configured")
         try:
             async with asyncio.timeout(self.op_timeout):
                 try:
-                    return await client.evalsha(sha, 2, *keys, *args)
+                    return await client.evalsha(sha, len(keys), *keys, *args)
                 except NoScriptError:
-                    return await client.eval(script, 2, *keys, *args)
-        except (RedisError, OSError, TimeoutError) as exc:
+                    return await client.eval(script, len(keys), *keys, *args)
+        except _OUTAGES as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:  # a reply error (a script failing on its arguments): this call only
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}", outage=False) from exc
 
     async def admit(self, req: AdmitRequest) -> Counters:
         reply = await self._run(
             ADMIT_SHA,
             ADMIT_LUA,
-            (req.window_key, req.spend_key),
-            (req.rpm, req.tpm, req.tokens, req.budget_nano, 1 if req.block else 0, req.window_ttl),
+            (req.window_key, req.spend_key, req.inflight_key or req.window_key),
+            (req.rpm, req.tpm, req.tokens, req.budget_nano, 1 if req.block else 0, req.window_ttl,
+             req.concurrency, req.slot, repr(req.now), repr(req.lease_until), req.lease_ttl),
         )
-        return Counters(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]))
+        inflight = int(reply[4]) if len(reply) > 4 else 0
+        return Counters(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]), inflight)
 
     async def settle(
         self,
@@ -154,13 +184,18 @@ class RedisStore:
         spend_nano: int,
         spend_ttl: int,
         now: float,
+        inflight_key: str = "",
+        slot: str = "",
     ) -> None:
         await self._run(
             SETTLE_SHA,
             SETTLE_LUA,
-            (window_key, spend_key),
-            (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl),
+            (window_key, spend_key, inflight_key or window_key),
+            (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl, slot),
         )
+
+    async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
+        await self._run(RENEW_SHA, RENEW_LUA, (inflight_key,), (repr(lease_until), lease_ttl, *slots))
 
     async def read(self, window_key: str, spend_key: str, now: float) -> Counters:
         reply = await self._run(READ_SHA, READ_LUA, (window_key, spend_key), ())

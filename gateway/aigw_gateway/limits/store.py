@@ -2,7 +2,8 @@
 
 A store keeps, per tenant,
 - one hash per one-minute window: `r` (admitted requests) and `t` (reserved plus settled tokens);
-- one integer per budget period: spend in nano-USD.
+- one integer per budget period: spend in nano-USD;
+- one set of in-flight request slots, each with a lease end (concurrentRequests).
 
 `admit` checks budget, then requests, then tokens, and reserves only if all pass: all or
 nothing, atomically (a Lua script in Redis; code without an `await` in `MemoryStore`).
@@ -21,10 +22,20 @@ ADMITTED = 0
 REFUSED_REQUESTS = 1
 REFUSED_TOKENS = 2
 REFUSED_BUDGET = 3
+REFUSED_CONCURRENCY = 4
 
 
 class StoreUnavailable(Exception):
-    """The store could not be asked (Redis down, slow, or answering with an error)."""
+    """The store could not be asked (Redis down, slow, or answering with an error).
+
+    `outage` is True when the store itself is in trouble (no connection, a timeout): only those
+    count toward the limiter's trip. False: this one call failed (a script error on its
+    arguments, say); the request is failed by the fail mode, and nobody else is affected.
+    """
+
+    def __init__(self, message: str, *, outage: bool = True) -> None:
+        super().__init__(message)
+        self.outage = outage
 
 
 @dataclass(slots=True)
@@ -40,6 +51,12 @@ class AdmitRequest:
     block: bool
     window_ttl: int
     now: float
+    # Concurrency: a slot in the tenant's in-flight set, leased until `lease_until` (0: no limit).
+    inflight_key: str = ""
+    concurrency: int = 0
+    slot: str = ""
+    lease_until: float = 0.0
+    lease_ttl: int = 0
 
 
 @dataclass(slots=True)
@@ -50,6 +67,7 @@ class Counters:
     requests: int
     tokens: int
     spend_nano: int
+    inflight: int = 0  # in-flight requests seen (on a concurrency refusal)
 
 
 class Store(Protocol):
@@ -65,13 +83,20 @@ class Store(Protocol):
         spend_nano: int,
         spend_ttl: int,
         now: float,
+        inflight_key: str = "",
+        slot: str = "",
     ) -> None:
-        """Add `token_delta` to the window's tokens and `spend_nano` to the spend.
+        """Add `token_delta` to the window's tokens and `spend_nano` to the spend, and free the
+        concurrency `slot` (if any).
 
         With `reserved`, the window is only touched if it still exists (a settlement that
         arrives after its window expired must not resurrect it with a negative count);
         without (a degraded admission reserved nothing), the tokens are counted anyway.
         """
+        ...
+
+    async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
+        """Extend the leases of live slots (those not freed or expired meanwhile)."""
         ...
 
     async def read(self, window_key: str, spend_key: str, now: float) -> Counters: ...
@@ -88,6 +113,7 @@ class MemoryStore:
         self._windows: dict[str, list[int]] = {}  # key -> [requests, tokens]
         self._spend: dict[str, int] = {}
         self._expiry: dict[str, float] = {}
+        self._inflight: dict[str, dict[str, float]] = {}  # key -> slot -> lease end
         self._next_sweep = 0.0
 
     def _live(self, key: str, now: float) -> bool:
@@ -121,6 +147,13 @@ class MemoryStore:
             return Counters(REFUSED_REQUESTS, requests, tokens, spend)
         if req.tpm and tokens + req.tokens > req.tpm:
             return Counters(REFUSED_TOKENS, requests, tokens, spend)
+        if req.concurrency:
+            slots = self._inflight.setdefault(req.inflight_key, {})
+            for slot in [s for s, until in slots.items() if until <= now]:
+                del slots[slot]
+            if len(slots) >= req.concurrency:
+                return Counters(REFUSED_CONCURRENCY, requests, tokens, spend, len(slots))
+            slots[req.slot] = req.lease_until
         if window is None:
             window = self._windows[req.window_key] = [0, 0]
             self._expiry[req.window_key] = now + req.window_ttl
@@ -138,7 +171,15 @@ class MemoryStore:
         spend_nano: int,
         spend_ttl: int,
         now: float,
+        inflight_key: str = "",
+        slot: str = "",
     ) -> None:
+        if slot:
+            slots = self._inflight.get(inflight_key)
+            if slots is not None:
+                slots.pop(slot, None)
+                if not slots:
+                    del self._inflight[inflight_key]
         window = self._windows.get(window_key) if self._live(window_key, now) else None
         if window is not None:
             window[1] += token_delta
@@ -149,6 +190,12 @@ class MemoryStore:
             live = self._live(spend_key, now)
             self._spend[spend_key] = (self._spend.get(spend_key, 0) if live else 0) + spend_nano
             self._expiry[spend_key] = now + spend_ttl
+
+    async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
+        live = self._inflight.get(inflight_key, {})
+        for slot in slots:
+            if slot in live:
+                live[slot] = lease_until
 
     async def read(self, window_key: str, spend_key: str, now: float) -> Counters:
         window = self._windows.get(window_key) if self._live(window_key, now) else None
