@@ -16,6 +16,7 @@ class GatewayError(Exception):
     code: str | None = "internal_error"
     retryable = False  # another try (same target or a fallback) may succeed
     retry_same_target = True  # ...including on the same target (False: only a fallback can help)
+    target_failure = False  # counts toward the target's circuit breaker
 
     def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -94,6 +95,7 @@ class UpstreamError(GatewayError):
     type = "upstream_error"
     code = "upstream_error"
     retryable = True
+    target_failure = True
 
 
 class UpstreamConnectError(UpstreamError):
@@ -103,6 +105,10 @@ class UpstreamConnectError(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     code = "upstream_timeout"
+
+
+class FirstByteTimeout(UpstreamTimeout):
+    """No response head (or, streaming, no first token) within the route's firstByteSeconds."""
 
 
 class UpstreamBadResponse(UpstreamError):
@@ -186,10 +192,13 @@ def upstream_status_error(status: int, detail: str | None, retry_after: str | No
         return UpstreamRateLimited(
             f"upstream {target} is rate limiting", headers={"retry-after": retry_after} if retry_after else None
         )
+    if status == 408:
+        return UpstreamTimeout(f"upstream {target} timed out reading the request (HTTP 408)")
     if status in (401, 403, 404):
         what = "refused the gateway's credentials" if status != 404 else "does not know the model or path"
         err = UpstreamError(f"upstream {target} {what} (HTTP {status})")
         err.retry_same_target = False  # a configuration problem of this target: fall back, don't retry
+        err.target_failure = False  # a 4xx is never a sign of an unhealthy target (breaker)
         return err
     if 400 <= status < 500:
         err = UpstreamRejected(f"upstream {target} rejected the request: {detail or f'HTTP {status}'}")
