@@ -85,8 +85,8 @@ def test_status_tells_what_the_pods_serve(setup, kube_emulator, fake_openai, sta
     pod_b = start_gateway(*kube_args, env={"KUBECONFIG": str(kubeconfig), "POD_NAME": "gw-b"}, wait=False)
     pod_a.wait_ready(timeout=30)
     pod_b.wait_ready(timeout=30)
-    cluster.apply(endpoint_slice("gw", {"gw-a": pod_a.port}))
-    cluster.apply(endpoint_slice("gw", {"gw-b": pod_b.port}))
+    cluster.apply(endpoint_slice("gw", {"gw-a": pod_a.port}, ops_port=pod_a.ops_port))
+    cluster.apply(endpoint_slice("gw", {"gw-b": pod_b.port}, ops_port=pod_b.ops_port))
     gw_status = wait_for("AIGateway 2/2", lambda: (s := cluster.status("AIGateway", "gw")).get("served") == "2/2"
                          and cluster.condition("AIGateway", "gw", "Ready").get("status") == "True" and s, 30, logs=logs)
     assert gw_status["readyReplicas"] == 2 and gw_status["reportingPods"] == 2
@@ -151,7 +151,7 @@ def test_status_tells_what_the_pods_serve(setup, kube_emulator, fake_openai, sta
     pod_c = start_gateway("--config-dir", str(stale_dir), env={"POD_NAME": "gw-c"}, wait=False)
     assert pod_c.wait_ready(timeout=30)["generation"] == stale_generation
     cluster.delete("discovery.k8s.io/v1", "EndpointSlice", f"gw-{pod_b.port}")
-    cluster.apply(endpoint_slice("gw", {"gw-c": pod_c.port}))
+    cluster.apply(endpoint_slice("gw", {"gw-c": pod_c.port}, ops_port=pod_c.ops_port))
     wait_for("ModelRoute chat 1/2", lambda: cluster.status("ModelRoute", "chat").get("served") == "1/2", 30, logs=logs)
     ready = cluster.condition("ModelRoute", "chat", "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "RolloutInProgress")
