@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from . import http_limits
@@ -116,6 +116,8 @@ def create_app(settings: Settings) -> ASGIApp:
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         request_id = request.scope.get("state", {}).get("request_id", "")
+        if isinstance(exc, ClientDisconnect):  # nobody to answer: logged once by RequestContextMiddleware
+            raise exc
         log.error("request %s failed with an unexpected error", request_id, exc_info=exc)
         return error_response(request, InternalError("internal error; see the gateway log for this request id"))
 
