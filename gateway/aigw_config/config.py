@@ -29,6 +29,7 @@ from .kinds import (
     Pricing,
     ProviderType,
     RetryPolicy,
+    RouteLimits,
     RouteStrategy,
     Timeouts,
 )
@@ -68,6 +69,7 @@ class RouteConfig(ConfigModel):
     targets: tuple[TargetConfig, ...]
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts()
+    limits: RouteLimits = RouteLimits()
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     guardrail_policy: str | None = None
 

@@ -7,7 +7,36 @@ never carries a stack trace or a secret; it always carries a type and the reques
 
 from __future__ import annotations
 
+import re
+
 import orjson
+
+# Key-shaped strings: provider keys, bearer/basic credentials, tokens. A provider that echoes the
+# request's Authorization header in its error text must not hand the key to the client or the log.
+_KEY_SHAPED = re.compile(
+    r"(?i:\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"
+    r"|\bsk-[A-Za-z0-9_\-]{8,}"
+    r"|\bAIza[0-9A-Za-z_\-]{20,}"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
+    r"|\bxox[abposer]-[A-Za-z0-9\-]{10,}"
+    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r"|(?i:(?:api[_-]?key|x-goog-api-key|access[_-]?token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]{6,}"
+)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    text = match.group(0)
+    for sep in (" ", "=", ":", "\"", "'"):  # keep a label ("Bearer ", "api_key=") when there is one
+        head, found, _ = text.rpartition(sep)
+        if found and head:
+            return head + found + "[redacted]"
+    return "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with key-shaped strings replaced by [redacted] (error messages, relayed provider text)."""
+    return _KEY_SHAPED.sub(_redact_match, text) if text else text
 
 
 class GatewayError(Exception):
@@ -19,6 +48,7 @@ class GatewayError(Exception):
     target_failure = False  # counts toward the target's circuit breaker
 
     def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        message = redact_secrets(message)  # also what a provider said, relayed: never a key
         super().__init__(message)
         self.message = message
         self.param = param
@@ -113,6 +143,15 @@ class FirstByteTimeout(UpstreamTimeout):
 
 class UpstreamBadResponse(UpstreamError):
     code = "upstream_bad_response"
+
+
+class UpstreamResponseTooLarge(UpstreamBadResponse):
+    """The answer passed a bound (the route's maxResponseBytes, an SSE line or event cap): the
+    rest is not read. Another target may answer within it; the same one would not."""
+
+    code = "upstream_response_too_large"
+    retry_same_target = False
+    target_failure = False
 
 
 class UpstreamRateLimited(UpstreamError):

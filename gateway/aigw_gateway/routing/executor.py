@@ -232,7 +232,7 @@ class Executor:
     def _send(self, upstream: UpstreamRequest, route: RouteConfig):
         timeouts = route.timeouts
         return self.client.send(upstream, connect_timeout=min(timeouts.first_byte_seconds, 10.0),
-                                read_timeout=timeouts.request_seconds)
+                                read_timeout=timeouts.request_seconds, max_bytes=route.limits.max_response_bytes)
 
     async def _unary(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
                      target: TargetConfig, provider: ProviderConfig, operation: str) -> Completed:
