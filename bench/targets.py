@@ -120,7 +120,7 @@ def _start_bare(infra: Infra) -> Target:
 
 
 def _start_aigw(infra: Infra) -> Target:
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     config = infra.out / "gateway.yaml"
     config.write_text(gateway_config.gateway_yaml(infra.upstream_url))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "gateway"),
@@ -129,14 +129,14 @@ def _start_aigw(infra: Infra) -> Target:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(infra.out / "prometheus-multiproc")
     proc = infra.sup.start("aigw", [infra.python, "-m", "aigw_gateway.cli", "serve", "-f", str(config),
                                     "--redis-url", infra.redis_url, "--host", "127.0.0.1", "--port", str(port),
-                                    "--workers", str(infra.workers), "--log-level", "warning"],
+                                    "--ops-port", str(ops_port), "--workers", str(infra.workers), "--log-level", "warning"],
                            cpus=infra.layout.target, env=env, cwd=ROOT)
     # Ready means: config loaded and the limits store is the Redis we gave (not the in-memory fallback).
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, timeout=60,
               ok=lambda status, body: status == 200 and b'"limits":"redis"' in body)
     return Target("aigw", f"http://127.0.0.1:{port}/v1", proc,
                   headers=[f"Authorization: Bearer {gateway_config.TENANT_KEY}"],
-                  metrics_url=f"http://127.0.0.1:{port}/metrics")
+                  metrics_url=f"http://127.0.0.1:{ops_port}/metrics")  # the ops port, never the API's
 
 
 def litellm_command() -> list[str] | None:

@@ -29,6 +29,7 @@ from .kinds import (
     Pricing,
     ProviderType,
     RetryPolicy,
+    RouteLimits,
     RouteStrategy,
     UnsupportedFields,
     Timeouts,
@@ -69,6 +70,7 @@ class RouteConfig(ConfigModel):
     targets: tuple[TargetConfig, ...]
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts()
+    limits: RouteLimits = RouteLimits()
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     guardrail_policy: str | None = None
     unsupported_fields: UnsupportedFields = "reject"

@@ -160,6 +160,16 @@ class Timeouts(RuledSpec):
     )
 
 
+class RouteLimits(SpecModel):
+    """Bounds on what an upstream may send back (counted after decompression)."""
+
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024,
+        description="Largest upstream answer (a body, or all of a stream) per try; beyond it: 502, or an error "
+        "event when a stream already started.",
+    )
+
+
 class CircuitBreakerPolicy(SpecModel):
     """Per-target circuit breaker."""
 
@@ -178,6 +188,7 @@ class ModelRouteSpec(RuledSpec):
     targets: list[RouteTarget] = Field(min_length=1, max_length=32, description="Upstream targets; at least one.")
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry policy per target.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Per-try timeouts.")
+    limits: RouteLimits = Field(default_factory=RouteLimits, description="Bounds on upstream answers.")
     circuit_breaker: CircuitBreakerPolicy = Field(
         default_factory=CircuitBreakerPolicy, description="Circuit breaker per target."
     )
@@ -401,6 +412,11 @@ class GatewayBehaviour(SpecModel):
         default="open",
         description="When Redis is unreachable: open serves without limits (counted in a metric and logged), "
         "closed refuses with 503.",
+    )
+    max_request_items: int = Field(
+        default=16384, ge=16, le=1_000_000,
+        description="Most items in any top-level array of a request body (messages, input, contents, tools...); "
+        "more get 400 naming the field.",
     )
     max_tokens_estimate: int = Field(
         default=1024,

@@ -277,6 +277,7 @@ class _Renderer:
                     targets=tuple(targets),
                     retry=spec.retry,
                     timeouts=spec.timeouts,
+                    limits=spec.limits,
                     circuit_breaker=spec.circuit_breaker,
                     guardrail_policy=spec.guardrail_policy_ref,
                     unsupported_fields=spec.unsupported_fields,

@@ -126,12 +126,24 @@ def _secret_data(obj: Mapping[str, Any], label: str) -> dict[str, str]:
     return out
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What and where, never the offending text: PyYAML's message quotes the line, which in a
+    Secret is the secret value itself (it would reach logs and /readyz)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if not problem:
+        return "the text is not parseable YAML"
+    context = getattr(exc, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{context + ': ' if context else ''}{problem}{where}"
+
+
 def parse_documents(text: str, source: str, default_namespace: str = "default") -> list[Resource]:
     """Parse a multi-document YAML (or JSON) text into resources; skips empty documents and Lists' wrappers."""
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"invalid YAML: {exc}"]) from None
+        raise ConfigError(source, [f"invalid YAML: {_yaml_problem(exc)}"]) from None
     out: list[Resource] = []
     for doc in _flatten(docs):
         if not isinstance(doc, dict):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from . import http_limits
 from .api import anthropic, gemini, health, internal, openai
 from .api import responses as responses_api
 from .config_source import DirSource, FileSource
@@ -21,6 +22,7 @@ from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, ren
 from .logs import configure_logging
 from .middleware.request_context import RequestContextMiddleware, error_format_for
 from .middleware.fast_lane import FastLane
+from .middleware.ops_port import OpsPortSplit
 from .middleware.tracing import TracingMiddleware
 from starlette.types import ASGIApp
 from .settings import SETTINGS_ENV, Settings, settings_from_json
@@ -30,6 +32,11 @@ from .state import GatewayState
 from .upstream import UpstreamClient
 
 log = logging.getLogger("aigw")
+
+
+def http_limits_of(settings: Settings) -> http_limits.HttpLimits:
+    return http_limits.HttpLimits(max_header_bytes=settings.max_header_bytes, max_header_count=settings.max_header_count,
+                                  header_timeout=settings.header_timeout, body_timeout=settings.body_timeout)
 
 
 def _make_source(state: GatewayState):
@@ -89,8 +96,11 @@ def create_app(settings: Settings) -> ASGIApp:
     app.include_router(openai.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
-    app.include_router(internal.router)
     app.include_router(responses_api.router)
+    ops = FastAPI(title="aigw gateway ops", docs_url=None, redoc_url=None, openapi_url=None)
+    ops.state.gateway = state
+    ops.include_router(internal.router)
+    ops.include_router(health.router)
 
     def error_response(request: Request, err: GatewayError) -> Response:
         request_id = request.scope.get("state", {}).get("request_id", "")
@@ -111,14 +121,17 @@ def create_app(settings: Settings) -> ASGIApp:
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         request_id = request.scope.get("state", {}).get("request_id", "")
+        if isinstance(exc, ClientDisconnect):  # nobody to answer: logged once by RequestContextMiddleware
+            raise exc
         log.error("request %s failed with an unexpected error", request_id, exc_info=exc)
         return error_response(request, InternalError("internal error; see the gateway log for this request id"))
 
     # FastAPI's own routes (probes, /metrics, model lists) render errors here, inside its
     # ServerErrorMiddleware; the fast lane's errors reach RequestContextMiddleware.
-    app.add_exception_handler(GatewayError, gateway_error)
-    app.add_exception_handler(StarletteHTTPException, http_exception)
-    app.add_exception_handler(Exception, unexpected)
+    for fastapi_app in (app, ops):
+        fastapi_app.add_exception_handler(GatewayError, gateway_error)
+        fastapi_app.add_exception_handler(StarletteHTTPException, http_exception)
+        fastapi_app.add_exception_handler(Exception, unexpected)
     lane = FastLane(
         app,
         {
@@ -132,11 +145,13 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     # Outermost first: the span covers error rendering; every response gets a request id.
     inner = RequestContextMiddleware(lane)
-    return TracingMiddleware(inner) if tracing_enabled() else inner
+    api = TracingMiddleware(inner) if tracing_enabled() else inner
+    return OpsPortSplit(api, RequestContextMiddleware(ops), settings.ops_port) if settings.ops_port else api
 
 
 def app_from_env() -> ASGIApp:
     """The app of one worker process of `aigw serve --workers N` (settings passed by the parent)."""
     settings = settings_from_json(os.environ[SETTINGS_ENV])
     configure_logging(settings.log_level)
+    http_limits.configure(http_limits_of(settings))
     return create_app(settings)

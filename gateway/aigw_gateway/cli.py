@@ -8,16 +8,13 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
 from .logs import configure_logging
-from .settings import SETTINGS_ENV, KubeTarget, Settings, redis_url_from_env, settings_to_json
+from .settings import KubeTarget, Settings, redis_url_from_env
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     sources = sum(bool(x) for x in (args.files, args.config_dir, args.kube_configmap))
     if sources != 1:
         print("aigw serve: give exactly one of -f FILE..., --config-dir DIR or --kube-configmap NAME", file=sys.stderr)
@@ -44,33 +41,21 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         pod_name=args.pod_name or os.environ.get("POD_NAME", "") or socket.gethostname(),
         report_token=args.report_token or os.environ.get("AIGW_REPORT_TOKEN") or None,
+        ops_port=args.ops_port,
+        ops_host=args.ops_host,
+        metrics_refresh_seconds=args.metrics_refresh_seconds,
+        max_header_bytes=args.max_header_bytes,
+        max_header_count=args.max_header_count,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
     configure_logging(args.log_level)
     logging.getLogger("aigw").info("aigw gateway on http://%s:%d (%d worker%s), config from %s", args.host, args.port,
                                    args.workers, "s" if args.workers > 1 else "", settings.source_description())
-    common = dict(host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                  log_level=args.log_level, timeout_graceful_shutdown=int(args.graceful_timeout), server_header=False,
-                  proxy_headers=False,  # client addresses are not used; X-Forwarded-* parsing is pure cost
-                  timeout_keep_alive=int(args.keep_alive))
-    if args.workers > 1:
-        # Workers are separate processes: they rebuild the app from the environment, and
-        # Prometheus keeps their values in files that /metrics merges.
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aigw-metrics-")
-        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-        for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
-            stale.unlink()
-        os.environ[SETTINGS_ENV] = settings_to_json(settings)
-        if not settings.redis_url:
-            logging.getLogger("aigw").warning("%d workers without Redis: each worker keeps its own limits", args.workers)
-        uvicorn.run("aigw_gateway.app:app_from_env", factory=True, workers=args.workers, **common)
-        return 0
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-    from .app import create_app  # imported late: metrics are created at import, after the env is set
+    from .serving import serve
 
-    uvicorn.Server(uvicorn.Config(create_app(settings), **common)).run()
-    return 0
+    return serve(settings, keep_alive=args.keep_alive)
 
 
 def _service_account_namespace() -> str | None:
@@ -157,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pod-name", help="name in the pod report (default: $POD_NAME or the host name)")
     serve.add_argument("--report-token", help="bearer token for /internal/report (default: the config's, "
                                               "or $AIGW_REPORT_TOKEN)")
+    ops = serve.add_argument_group("ops port (/metrics and /internal/report; never on the API port)")
+    ops.add_argument("--ops-port", type=int, default=9090, help="port of the ops endpoints (default 9090; 0: none)")
+    ops.add_argument("--ops-host", help="address of the ops port (default: --host)")
+    ops.add_argument("--metrics-refresh-seconds", type=float, default=15.0,
+                     help="read the budget gauges from Redis at most this often (default 15)")
+    limits = serve.add_argument_group("HTTP server limits (Envoy's and nginx's defaults as reference)")
+    limits.add_argument("--max-header-bytes", type=int, default=64 * 1024,
+                        help="request line + headers, bytes; beyond: 431 (default 65536)")
+    limits.add_argument("--max-header-count", type=int, default=100, help="headers per request; beyond: 431 (default 100)")
+    limits.add_argument("--header-timeout", type=float, default=10.0,
+                        help="seconds from connection (or request) start to a complete head; then 408 (default 10)")
+    limits.add_argument("--body-timeout", type=float, default=60.0,
+                        help="seconds from the head to a complete body; then 408 or close (default 60)")
+    limits.add_argument("--max-connections", type=int, default=2048,
+                        help="connections + requests in flight per worker; beyond: 503 (default 2048; 0: no cap)")
 
     rend = sub.add_parser("render", help="render CR YAML into the gateway config, offline")
     rend.add_argument("-f", "--file", dest="files", action="append", required=True, metavar="PATH")

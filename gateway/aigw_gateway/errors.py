@@ -7,7 +7,36 @@ never carries a stack trace or a secret; it always carries a type and the reques
 
 from __future__ import annotations
 
+import re
+
 import orjson
+
+# Key-shaped strings: provider keys, bearer/basic credentials, tokens. A provider that echoes the
+# request's Authorization header in its error text must not hand the key to the client or the log.
+_KEY_SHAPED = re.compile(
+    r"(?i:\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"
+    r"|\bsk-[A-Za-z0-9_\-]{8,}"
+    r"|\bAIza[0-9A-Za-z_\-]{20,}"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
+    r"|\bxox[abposer]-[A-Za-z0-9\-]{10,}"
+    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r"|(?i:(?:api[_-]?key|x-goog-api-key|access[_-]?token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]{6,}"
+)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    text = match.group(0)
+    for sep in (" ", "=", ":", "\"", "'"):  # keep a label ("Bearer ", "api_key=") when there is one
+        head, found, _ = text.rpartition(sep)
+        if found and head:
+            return head + found + "[redacted]"
+    return "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with key-shaped strings replaced by [redacted] (error messages, relayed provider text)."""
+    return _KEY_SHAPED.sub(_redact_match, text) if text else text
 
 
 class GatewayError(Exception):
@@ -16,8 +45,10 @@ class GatewayError(Exception):
     code: str | None = "internal_error"
     retryable = False  # another try (same target or a fallback) may succeed
     retry_same_target = True  # ...including on the same target (False: only a fallback can help)
+    target_failure = False  # counts toward the target's circuit breaker
 
     def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        message = redact_secrets(message)  # also what a provider said, relayed: never a key
         super().__init__(message)
         self.message = message
         self.param = param
@@ -94,6 +125,7 @@ class UpstreamError(GatewayError):
     type = "upstream_error"
     code = "upstream_error"
     retryable = True
+    target_failure = True
 
 
 class UpstreamConnectError(UpstreamError):
@@ -105,8 +137,21 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
+class FirstByteTimeout(UpstreamTimeout):
+    """No response head (or, streaming, no first token) within the route's firstByteSeconds."""
+
+
 class UpstreamBadResponse(UpstreamError):
     code = "upstream_bad_response"
+
+
+class UpstreamResponseTooLarge(UpstreamBadResponse):
+    """The answer passed a bound (the route's maxResponseBytes, an SSE line or event cap): the
+    rest is not read. Another target may answer within it; the same one would not."""
+
+    code = "upstream_response_too_large"
+    retry_same_target = False
+    target_failure = False
 
 
 class UpstreamRateLimited(UpstreamError):
@@ -195,10 +240,13 @@ def upstream_status_error(status: int, detail: str | None, retry_after: str | No
         return UpstreamRateLimited(
             f"upstream {target} is rate limiting", headers={"retry-after": retry_after} if retry_after else None
         )
+    if status == 408:
+        return UpstreamTimeout(f"upstream {target} timed out reading the request (HTTP 408)")
     if status in (401, 403, 404):
         what = "refused the gateway's credentials" if status != 404 else "does not know the model or path"
         err = UpstreamError(f"upstream {target} {what} (HTTP {status})")
         err.retry_same_target = False  # a configuration problem of this target: fall back, don't retry
+        err.target_failure = False  # a 4xx is never a sign of an unhealthy target (breaker)
         return err
     if 400 <= status < 500:
         err = UpstreamRejected(f"upstream {target} rejected the request: {detail or f'HTTP {status}'}")

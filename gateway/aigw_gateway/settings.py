@@ -34,6 +34,16 @@ class Settings:
     workers: int = 1
     pod_name: str = ""
     report_token: str | None = None
+    # The ops port serves /metrics and /internal/report (never the API port); 0: no ops port.
+    ops_port: int = 9090
+    ops_host: str | None = None  # default: host
+    metrics_refresh_seconds: float = 15.0  # budget gauges read from the limits store at most this often
+    # HTTP server limits (see http_limits.py for the reasoning and the references)
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 2048  # connections + requests in flight per worker; beyond: 503
     extra: dict[str, str] = field(default_factory=dict)
 
     def source_description(self) -> str:

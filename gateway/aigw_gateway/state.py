@@ -12,6 +12,7 @@ from .routing.executor import Executor
 from .routing.health import HealthRegistry
 from .runtime import Runtime, RuntimeHolder
 from .settings import Settings
+from .telemetry.budget_gauges import BudgetGauges
 from .telemetry.recorder import Recorder
 from .telemetry.stats import TrafficStats
 from .upstream import UpstreamClient
@@ -30,6 +31,7 @@ class GatewayState:
     limiter: Limiter = field(default_factory=lambda: Limiter(MemoryStore()))
     guardrails: PolicyRegistry = field(default_factory=PolicyRegistry)
     limits_url: str | None = None
+    budget_gauges: BudgetGauges = field(default_factory=BudgetGauges)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)

@@ -20,27 +20,58 @@ from collections.abc import AsyncIterator
 import aiohttp
 from yarl import URL
 
-from .errors import GatewayError, UpstreamConnectError, UpstreamError, UpstreamTimeout
+from .errors import GatewayError, UpstreamConnectError, UpstreamError, UpstreamResponseTooLarge, UpstreamTimeout
 from .providers.base import UpstreamRequest
 
 
-class UpstreamResponse:
-    __slots__ = ("status", "headers", "_resp")
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+
+def too_large(limit: int) -> UpstreamResponseTooLarge:
+    return UpstreamResponseTooLarge(f"the upstream answer exceeds {limit} bytes (the route's "
+                                    "spec.limits.maxResponseBytes); the rest was not read")
+
+
+class UpstreamResponse:
+    """An upstream answer whose body is read within `limit` bytes, counted after decompression
+    (aiohttp inflates in bounded pieces, so a gzip bomb is cut off at the limit, not in memory)."""
+
+    __slots__ = ("status", "headers", "_resp", "limit")
+
+    def __init__(self, resp: aiohttp.ClientResponse, limit: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self._resp = resp
+        self.limit = limit
         self.status = resp.status
         self.headers = {k.lower(): v for k, v in resp.headers.items()}
 
     async def read(self) -> bytes:
+        content, limit = self._resp.content, self.limit
+        parts: list[bytes] = []
+        size = 0
         try:
-            return await self._resp.read()
+            while chunk := await content.readany():
+                size += len(chunk)
+                if size > limit:
+                    self._resp.close()  # not back to the pool with an unread body
+                    raise too_large(limit)
+                parts.append(chunk)
         finally:
             self._resp.release()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Body pieces as they arrive (no line or size buffering)."""
-        return self._resp.content.iter_any()
+        """Body pieces as they arrive (no line buffering), within `limit` bytes in all."""
+        return self._bounded()
+
+    async def _bounded(self) -> AsyncIterator[bytes]:
+        limit = self.limit
+        size = 0
+        async for chunk in self._resp.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                self._resp.close()
+                raise too_large(limit)
+            yield chunk
 
     async def aclose(self) -> None:
         self._resp.close()
@@ -58,14 +89,15 @@ class UpstreamClient:
                                                   skip_auto_headers=("User-Agent",))
         return self._session
 
-    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float) -> UpstreamResponse:
+    async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
+                   max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> UpstreamResponse:
         """Send and wait for the response head; aiohttp errors propagate (see `map_transport_error`)."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         resp = await self.session.request(
             request.method, URL(request.url, encoded=True), headers=request.headers, data=request.content,
             timeout=timeout, allow_redirects=False,
         )
-        return UpstreamResponse(resp)
+        return UpstreamResponse(resp, max_bytes)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -1,4 +1,4 @@
-"""Read the pod reports: ready endpoints of the gateway Service -> GET /internal/report.
+"""Read the pod reports: ready endpoints of the gateway Service -> GET /internal/report (ops port).
 
 The pods are found the way the Service finds them, through its EndpointSlices (ready
 endpoints only), so a pod that is not ready is not asked. A report is fetched with a timeout;
@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from aigw_config.report import REPORT_SCHEMA_VERSION, PodReport
 
 from .aggregate import PodSample
-from .workloads import PORT_NAME, REPORT_PATH
+from .workloads import OPS_PORT, OPS_PORT_NAME, REPORT_PATH
 
 log = logging.getLogger("aigw.operator.reports")
 
@@ -30,20 +30,17 @@ log = logging.getLogger("aigw.operator.reports")
 @dataclass(frozen=True)
 class Endpoint:
     pod: str  # the pod's name (targetRef), or address:port when the endpoint names none
-    url: str  # base URL, e.g. http://10.0.0.7:8080
+    url: str  # base URL of the pod's ops port, e.g. http://10.0.0.7:9090
 
 
-def ready_endpoints(slices: Iterable[dict[str, Any]], port_name: str = PORT_NAME) -> list[Endpoint]:
+def ready_endpoints(slices: Iterable[dict[str, Any]], port_name: str = OPS_PORT_NAME) -> list[Endpoint]:
     """Ready endpoints of a Service's EndpointSlices, one per pod (an unset `ready` counts as ready,
-    as the EndpointSlice API says consumers should read it)."""
+    as the EndpointSlice API says consumers should read it), at their ops port: the slice's port of
+    that name, else the pods' fixed ops port (a Service that does not expose it)."""
     found: dict[str, Endpoint] = {}
     for slc in slices:
         ports = slc.get("ports") or []
-        port = next((p.get("port") for p in ports if p.get("name") == port_name), None)
-        if port is None and len(ports) == 1:
-            port = ports[0].get("port")
-        if port is None:
-            continue
+        port = next((p.get("port") for p in ports if p.get("name") == port_name), None) or OPS_PORT
         family = slc.get("addressType", "IPv4")
         for ep in slc.get("endpoints") or []:
             if (ep.get("conditions") or {}).get("ready") is False or not ep.get("addresses"):

@@ -25,6 +25,8 @@ from .translate import MANAGED_BY, configmap_name, owner_reference, secret_name
 
 GATEWAY_PORT = 8080
 PORT_NAME = "http"
+OPS_PORT = 9090  # `aigw serve --ops-port`: /metrics and /internal/report, never on the API port
+OPS_PORT_NAME = "ops"
 REPORT_PATH = "/internal/report"
 APPLIED_HASH_ANNOTATION = "aigw.dev/applied-hash"
 GATEWAY_LABEL = "aigw.dev/gateway"
@@ -167,7 +169,10 @@ def workload_objects(gateway: dict[str, Any], options: WorkloadOptions) -> list[
         (SERVICE, _object(SERVICE, gateway, names.service, {"spec": {
             "type": options.service_type,
             "selector": selector_labels(gw_name),
-            "ports": [{"name": PORT_NAME, "port": options.service_port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": PORT_NAME, "port": options.service_port, "targetPort": PORT_NAME, "protocol": "TCP"},
+                      # Prometheus scrapes it by name; its number only has to differ from the API's.
+                      {"name": OPS_PORT_NAME, "port": OPS_PORT if options.service_port != OPS_PORT else OPS_PORT + 1,
+                       "targetPort": OPS_PORT_NAME, "protocol": "TCP"}],
         }})),
     ]
     if options.autoscaling:
@@ -198,7 +203,7 @@ def _deployment_spec(gateway: str, namespace: str, options: WorkloadOptions) -> 
         "template": {
             "metadata": {
                 "labels": _labels(gateway),
-                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(GATEWAY_PORT),
+                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(OPS_PORT),
                                 "prometheus.io/path": "/metrics"},
             },
             "spec": _pod_spec(gateway, namespace, names, options, selector),
@@ -240,10 +245,11 @@ def _pod_spec(gateway: str, namespace: str, names: Names, options: WorkloadOptio
             "args": [
                 "serve", "--kube-configmap", configmap_name(gateway), "--kube-secret", secret_name(gateway),
                 "--namespace", namespace, "--host", "0.0.0.0", "--port", str(GATEWAY_PORT),
-                "--graceful-timeout", str(GRACEFUL_SECONDS),
+                "--graceful-timeout", str(GRACEFUL_SECONDS), "--ops-port", str(OPS_PORT),
             ],
             "env": env,
-            "ports": [{"name": PORT_NAME, "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
+            "ports": [{"name": PORT_NAME, "containerPort": GATEWAY_PORT, "protocol": "TCP"},
+                      {"name": OPS_PORT_NAME, "containerPort": OPS_PORT, "protocol": "TCP"}],
             "startupProbe": {**_path(probe, "/healthz"), "periodSeconds": 2, "failureThreshold": 30},
             "readinessProbe": {**_path(probe, "/readyz"), "periodSeconds": 5, "failureThreshold": 2},
             "livenessProbe": {**_path(probe, "/healthz"), "periodSeconds": 10, "failureThreshold": 3},

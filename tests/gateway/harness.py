@@ -28,6 +28,10 @@ class GatewayProcess:
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if "--ops-port" not in args:
+            args = [*args, "--ops-port", str(free_port())]
+        self.ops_port = int(args[args.index("--ops-port") + 1])
+        self.ops_url = f"http://127.0.0.1:{self.ops_port}"  # /metrics and /internal/report
         self.log_path = log_path
         self._log = open(log_path, "wb")
         full_env = {**os.environ, "PYTHONPATH": f"{ROOT / 'gateway'}{os.pathsep}{ROOT / 'operator'}", **(env or {})}

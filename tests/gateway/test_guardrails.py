@@ -103,7 +103,7 @@ def test_block_actions_refuse_with_a_typed_error_and_count(tmp_path, fake_openai
                     json={"model": "gpt-test", "messages": [{"role": "user", "content": "a harmless question"}]})
     assert ok.status_code == 200
     samples = {(s.labels["detector"], s.labels["action"]): s.value
-               for f in text_string_to_metric_families(httpx.get(gw.url + "/metrics").text)
+               for f in text_string_to_metric_families(httpx.get(gw.ops_url + "/metrics").text)
                for s in f.samples if s.name == "aigw_guardrail_actions_total"}
     assert samples.get(("creditCard", "block")) == 1 and samples.get(("promptInjection", "block")) == 1
     assert any(d.startswith("secret") for d, _ in samples)

@@ -73,13 +73,31 @@ def test_retry_after_is_honoured(tmp_path, fake_openai, start_gateway):
     assert r.status_code == 200 and second.received_at - first.received_at >= 0.95
 
 
-def test_all_circuits_open_is_503(tmp_path, fake_openai, start_gateway):
+def test_all_circuits_open_still_tries_the_first_opened_target(tmp_path, fake_openai, start_gateway):
+    """Panic routing: with every circuit open the request still reaches a target (and the
+    upstream's own answer, here a 400, reaches the client) instead of a 503 without trying."""
     crs = write_crs(tmp_path / "crs.yaml", fake_openai.base_url)
     crs.write_text(crs.read_text().replace(
         "      model: fake\n", "      model: fake\n  retry: {attempts: 0}\n  circuitBreaker: {consecutiveFailures: 1, openSeconds: 30}\n"))
     gw = start_gateway("-f", str(crs))
     fake_openai.set_default(Behaviour(status=500))
-    assert post(gw).status_code == 502
+    assert post(gw).status_code == 502  # the circuit opens
+    fake_openai.set_default(Behaviour(status=400, error_message="bad temperature"))
     r = post(gw)
-    assert r.status_code == 503 and r.json()["error"]["code"] == "no_healthy_target"
-    assert len(fake_openai.requests) == 1
+    assert r.status_code == 400 and "bad temperature" in r.json()["error"]["message"]
+    assert len(fake_openai.requests) == 2
+    fake_openai.set_default(None)
+    assert post(gw).status_code == 200 and len(fake_openai.requests) == 3
+
+
+def test_client_errors_never_open_the_circuit(tmp_path, fake_openai_factory, start_gateway):
+    primary, backup = fake_openai_factory(), fake_openai_factory()
+    primary.set_default(Behaviour(status=422, error_message="messages too long"))
+    gw = start_gateway("-f", two_target_crs(tmp_path, primary, backup, """  retry: {attempts: 0}
+  circuitBreaker: {consecutiveFailures: 1, openSeconds: 30}
+"""))
+    for _ in range(3):
+        assert post(gw).status_code == 400
+    primary.set_default(None)
+    r = post(gw)
+    assert r.status_code == 200 and r.headers["x-aigw-target"] == "upstream/fake" and len(backup.requests) == 0

@@ -103,7 +103,7 @@ def test_service_monitor_scrapes_gateway_services(render):
                                                          "app.kubernetes.io/component": "gateway"}
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+    assert endpoint["port"] == "ops" and endpoint["path"] == "/metrics"
     assert render("everything").one("ServiceMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     # The gateway Services are the operator's (workloads.py): the selector and port name must match them.
     from aigw_operator import workloads
@@ -112,7 +112,7 @@ def test_service_monitor_scrapes_gateway_services(render):
                "metadata": {"name": "gw", "namespace": "ai", "uid": "0000"}, "spec": {}}
     service = {k.kind: o for k, o in workloads.workload_objects(gateway, workloads.WorkloadOptions(image="i"))}["Service"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert [p["name"] for p in service["spec"]["ports"]] == [endpoint["port"]]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http", endpoint["port"]]
 
 
 def _dashboard(render, values_set="monitoring") -> dict:

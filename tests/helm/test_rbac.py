@@ -262,7 +262,7 @@ async def test_the_operator_makes_only_requests_the_rules_allow_and_uses_every_r
                                                    "podDisruptionBudget": {"minAvailable": 1}}))
     # Valid for the schema, refused by the operator (a CEL rule the emulator does not run): an Event.
     cluster.apply(cr("AIGateway", "zz-invalid", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}))
-    cluster.apply(endpoint_slice("gw", {"gw-pod-a": 9}))  # a pod whose report cannot be read
+    cluster.apply(endpoint_slice("gw", {"gw-pod-a": 9}, ops_port=9))  # a pod whose report cannot be read
 
     kube, api = in_process_kube(cluster.url)
     reconciler = Reconciler(kube, gateway_image="example/gw:1")
@@ -321,7 +321,7 @@ def test_a_peered_operator_in_a_watched_namespace_stays_within_its_role(kube_emu
     cluster.apply(cr("ProviderCredential", "up", {"provider": "openai-compatible", "baseURL": "http://127.0.0.1:9/v1"}))
     cluster.apply(cr("ModelRoute", "chat", {"model": "gpt", "targets": [{"credentialRef": "up"}]}))
     cluster.apply(cr("AIGateway", "gw", {"podDisruptionBudget": {"maxUnavailable": 1}}))
-    cluster.apply(endpoint_slice("gw", {"gw-pod": 9}))
+    cluster.apply(endpoint_slice("gw", {"gw-pod": 9}, ops_port=9))
     kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
     start = len(kube_emulator.request_log)  # from here on only the operator talks to the API
     operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", ["--peering", "aigw-operator", "--namespace", "default"],

@@ -76,10 +76,12 @@ def test_network_policies(render):
         "app.kubernetes.io/part-of": "aigw", "app.kubernetes.io/component": "gateway"}}}]
     gateway = policies["ai-gateway-gateway"]
     assert gateway["podSelector"]["matchLabels"] == {"app.kubernetes.io/component": "gateway", "aigw.dev/gateway": "platform-gw"}
-    (rule,) = gateway["ingress"]
+    rule, ops_rule = gateway["ingress"]
     assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    assert len(rule["from"]) == 3  # the two configured peers, and the operator
-    assert rule["from"][-1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    assert len(rule["from"]) == 2  # the two configured peers, on the API port
+    assert ops_rule["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    assert len(ops_rule["from"]) == 1  # the operator only: /metrics and the report are not the API's
+    assert ops_rule["from"][-1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
     assert not render("defaults").of_kind("NetworkPolicy")
 
 
@@ -96,14 +98,17 @@ def test_network_policies_select_the_pods_and_port_the_operator_creates(render):
     objects = {kind.kind: obj for kind, obj in workloads.workload_objects(owned, options)}
     pod = objects["Deployment"]["spec"]["template"]
     pod_labels = pod["metadata"]["labels"]
-    (port,) = pod["spec"]["containers"][0]["ports"]
+    port, ops_port = pod["spec"]["containers"][0]["ports"]
     assert (port["name"], port["containerPort"]) == (workloads.PORT_NAME, workloads.GATEWAY_PORT)
+    assert (ops_port["name"], ops_port["containerPort"]) == (workloads.OPS_PORT_NAME, workloads.OPS_PORT)
 
     policies = {p["metadata"]["name"]: p["spec"] for p in rendered.of_kind("NetworkPolicy")}
     gateway_policy = policies["ai-gateway-gateway"]
     assert gateway_policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    (rule,) = gateway_policy["ingress"]
-    assert rule["ports"] == [{"port": workloads.GATEWAY_PORT, "protocol": "TCP"}]  # API, probes, /metrics, report
+    api_rule, rule = gateway_policy["ingress"]
+    assert api_rule["ports"] == [{"port": workloads.GATEWAY_PORT, "protocol": "TCP"}]  # API and probes
+    assert rule["ports"] == [{"port": workloads.OPS_PORT, "protocol": "TCP"}]  # /metrics and the report
+    assert rule["from"] == [rule["from"][-1]]  # by default only the operator reaches the ops port
     operator_peer = rule["from"][-1]
     operator_pod = rendered.one("Deployment", "ai-gateway-operator")["spec"]["template"]["metadata"]["labels"]
     assert operator_peer["podSelector"]["matchLabels"].items() <= operator_pod.items()

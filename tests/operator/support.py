@@ -41,16 +41,20 @@ def secret(name: str, namespace: str = "default", **data: str) -> dict:
 
 
 def endpoint_slice(service: str, pods: dict[str, int], namespace: str = "default", name: str | None = None,
-                   ready: bool = True) -> dict:
-    """One slice per port (slices carry one port list): pods maps pod name -> port on 127.0.0.1."""
+                   ready: bool = True, ops_port: int | None = None) -> dict:
+    """One slice per port (slices carry one port list): pods maps pod name -> port on 127.0.0.1;
+    `ops_port` is the pods' ops port (/internal/report), named `ops` as the operator's Service does."""
     (port,) = set(pods.values())
+    ports = [{"name": "http", "port": port, "protocol": "TCP"}]
+    if ops_port is not None:
+        ports.append({"name": "ops", "port": ops_port, "protocol": "TCP"})
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": name or f"{service}-{port}", "namespace": namespace,
                      "labels": {"kubernetes.io/service-name": service,
                                 "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
         "addressType": "IPv4",
-        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        "ports": ports,
         "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": ready, "serving": ready, "terminating": False},
                        "targetRef": {"kind": "Pod", "name": pod, "namespace": namespace}} for pod in pods],
     }

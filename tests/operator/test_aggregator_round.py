@@ -83,7 +83,8 @@ async def test_a_round_writes_changes_holds_back_rate_churn_and_posts_events(kub
         pods.token = orjson.loads(base64.b64decode(sec["data"]["credentials.json"]))["reportToken"]
         pods.reports = {"gw-a": report("gw-a", 1, 4, spend=0.25), "gw-b": report("gw-b", 1, 2, spend=0.25)}
         for pod in ("gw-a", "gw-b"):
-            cluster.apply(endpoint_slice("gw", {pod: await pods.start(pod)}))
+            port = await pods.start(pod)
+            cluster.apply(endpoint_slice("gw", {pod: port}, ops_port=port))
 
         # A pending render goes first: the round stops writing and leaves the rest to the next one.
         reconciler.request("default")

@@ -15,7 +15,8 @@ TOKEN = "report-token-1"
 
 def test_ready_endpoints_follow_the_slices():
     slices = [
-        {"addressType": "IPv4", "ports": [{"name": "metrics", "port": 9100}, {"name": "http", "port": 8080}],
+        {"addressType": "IPv4", "ports": [{"name": "metrics", "port": 9100}, {"name": "http", "port": 8080},
+                                          {"name": "ops", "port": 9091}],
          "endpoints": [
              {"addresses": ["10.0.0.1"], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "gw-a"}},
              {"addresses": ["10.0.0.2"], "conditions": {"ready": False}, "targetRef": {"kind": "Pod", "name": "gw-b"}},
@@ -27,10 +28,12 @@ def test_ready_endpoints_follow_the_slices():
         {"addressType": "IPv4", "ports": [{"name": "other", "port": 1}, {"name": "x", "port": 2}],
          "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": True}}]},
     ]
+    # The report lives on the ops port: the slice's port named `ops`, else the pods' fixed 9090.
     assert ready_endpoints(slices) == [
-        Endpoint("[fd00::7]:8080", "http://[fd00::7]:8080"),
-        Endpoint("gw-a", "http://10.0.0.1:8080"),
-        Endpoint("gw-c", "http://10.0.0.3:8080"),  # an unset `ready` reads as ready
+        Endpoint("10.0.0.9:9090", "http://10.0.0.9:9090"),
+        Endpoint("[fd00::7]:9090", "http://[fd00::7]:9090"),
+        Endpoint("gw-a", "http://10.0.0.1:9091"),
+        Endpoint("gw-c", "http://10.0.0.3:9091"),  # an unset `ready` reads as ready
     ]
 
 

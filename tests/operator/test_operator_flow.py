@@ -109,8 +109,9 @@ def test_apply_to_request_and_back(cluster, fake_openai, start_gateway):
 
     # Deleting the gateway garbage-collects what it owns; its objects say they are not selected.
     kube.delete(G, "AIGateway", "gw")
+    # The garbage collector removes dependents one by one, in no promised order: wait for each.
     wait_for("ConfigMap collected", lambda: kube.get("v1", "ConfigMap", "gw-config") is None, operator)
-    assert kube.get("v1", "Secret", "gw-credentials") is None
+    wait_for("Secret collected", lambda: kube.get("v1", "Secret", "gw-credentials") is None, operator)
     wait_for("NotSelected", lambda: (accepted(kube.get(G, "TenantQuota", "team")) or {}).get("reason") == "NotSelected", operator)
     assert "Traceback" not in operator.log(), operator.log()[-4000:]
 

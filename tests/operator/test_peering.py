@@ -54,8 +54,10 @@ def test_standby_takes_over_when_the_active_operator_dies(cluster, kube_emulator
         # While both run, one works: a change is rendered once, by the active replica.
         cluster.patch(G, "ModelRoute", "chat", {"spec": {"aliases": ["a"]}})
         wait_for("the active replica renders generation 2", lambda: generation(cluster) == 2, 20, logs=active.log)
-        time.sleep(1.0)
-        assert "config generation 2" in active.log() and "config generation" not in standby.log()
+        wait_for("the active replica logs generation 2", lambda: "config generation 2" in active.log(), 10,
+                 logs=active.log)
+        time.sleep(1.0)  # a window in which a wrongly resumed standby would render too
+        assert "config generation" not in standby.log()
         assert "Resuming operations" not in standby.log()
 
         # The active replica dies without deregistering; the standby waits out its lifetime and resumes.

@@ -56,7 +56,9 @@ def test_deployment_runs_the_gateway_from_its_configmap_with_probes():
         assert args[args.index(flag) + 1] == value
     assert c["readinessProbe"]["httpGet"] == {"port": "http", "path": "/readyz"}
     assert c["livenessProbe"]["httpGet"] == {"port": "http", "path": "/healthz"}
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "ops", "containerPort": 9090, "protocol": "TCP"}]  # /metrics, /internal/report
+    assert args[args.index("--ops-port") + 1] == "9090"
     env = {e["name"]: e for e in c["env"]}
     assert env["AIGW_REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "redis", "key": "url"}}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
@@ -83,7 +85,8 @@ def test_service_follows_the_spec_and_selects_the_pods():
     objs = objects({"service": {"type": "LoadBalancer", "port": 443}})
     svc = objs["Service"]["spec"]
     assert svc["type"] == "LoadBalancer"
-    assert svc["ports"] == [{"name": "http", "port": 443, "targetPort": "http", "protocol": "TCP"}]
+    assert svc["ports"] == [{"name": "http", "port": 443, "targetPort": "http", "protocol": "TCP"},
+                            {"name": "ops", "port": 9090, "targetPort": "ops", "protocol": "TCP"}]
     assert svc["selector"].items() <= objs["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
     assert workloads.service_endpoint("team", "edge", 443) == "http://edge.team.svc:443"
 

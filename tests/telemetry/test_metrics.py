@@ -31,7 +31,7 @@ def test_metrics_are_consistent_under_two_workers(tmp_path, fake_openai, start_g
             model = "gpt-test" if i % 6 else "nope"
             http.post(gw.url + "/v1/chat/completions", headers=AUTH,
                       json={"model": model, "messages": [{"role": "user", "content": "m"}]})
-        scrapes = [totals(httpx.get(gw.url + "/metrics").text) for _ in range(6)]
+        scrapes = [totals(httpx.get(gw.ops_url + "/metrics").text) for _ in range(6)]
     for scrape in scrapes:  # whichever worker answers, the merged totals are the same
         assert scrape["aigw_requests_total[200]"] == 50
         assert scrape["aigw_requests_total[404]"] == 10

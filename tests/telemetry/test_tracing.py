@@ -73,13 +73,23 @@ def spans_for(request_id: str):
     return server[0], clients
 
 
+def wait_server_span(request_id: str, timeout: float = 5.0) -> None:
+    """The server span ends after the last response byte was sent: poll for it (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not [s for s in EXPORTER.get_finished_spans()
+               if s.kind == SpanKind.SERVER and s.attributes.get("aigw.request_id") == request_id]:
+        assert time.monotonic() < deadline, f"no finished server span for {request_id} after {timeout}s"
+        time.sleep(0.01)
+
+
 def test_one_server_span_and_one_client_span_per_attempt(inproc_gateway, fake_openai):
     headers = {"authorization": f"Bearer {TENANT_KEY}"}
     body = {"model": "gpt-test", "messages": [{"role": "user", "content": "secret words"}]}
     httpx.post(inproc_gateway + "/v1/chat/completions", headers={**headers, "x-request-id": "one"}, json=body)
     fake_openai.script(Behaviour(status=503))
     httpx.post(inproc_gateway + "/v1/chat/completions", headers={**headers, "x-request-id": "two"}, json=body)
-    time.sleep(0.1)
+    wait_server_span("one")
+    wait_server_span("two")
     server, clients = spans_for("one")
     assert len(clients) == 1 and server.context.span_id in ancestors(clients[0])
     attrs = clients[0].attributes
@@ -95,6 +105,6 @@ def test_one_server_span_and_one_client_span_per_attempt(inproc_gateway, fake_op
 def test_incoming_traceparent_is_continued(inproc_gateway):
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     httpx.get(inproc_gateway + "/healthz", headers={"traceparent": parent, "x-request-id": "tp"})
-    time.sleep(0.05)
+    wait_server_span("tp")
     (server,) = [s for s in EXPORTER.get_finished_spans() if s.attributes.get("aigw.request_id") == "tp"]
     assert format(server.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from ..auth import authenticate
 from ..errors import InvalidJSON, InvalidRequest, RequestTooLarge
 from ..state import GatewayState
 
@@ -19,13 +20,41 @@ def request_id(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id", "")
 
 
+MAX_JSON_DEPTH = 64  # no API nests deeper; orjson itself refuses to write past 254
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def check_shape(data: dict[str, Any], body: bytes, max_items: int) -> None:
+    """400 for a body nested deeper than MAX_JSON_DEPTH or with a top-level array over `max_items`."""
+    # Fewer brackets than the limit cannot nest past it: the walk is skipped for nearly every body.
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"request body nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    for field, value in data.items():
+        if isinstance(value, list) and len(value) > max_items:
+            raise InvalidRequest(f"'{field}' has {len(value)} items; at most {max_items} are accepted "
+                                 "(the gateway's maxRequestItems)", param=field)
+
+
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """Read at most `limit` bytes of body and parse a JSON object; 413 and 400 otherwise."""
+    """Authenticate, then read at most `limit` bytes of body and parse a JSON object; 401, 413
+    and 400 otherwise. No byte of the body is read for a caller without a valid key."""
     return (await read_json_body(request, limit))[1]
 
 
 async def read_json_body(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
-    """The body's bytes and its JSON object (passthrough forwards the bytes)."""
+    """The body's bytes and its JSON object (passthrough forwards the bytes); authenticates first."""
+    runtime = state_of(request).runtime()
+    authenticate(runtime, request.headers)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -49,4 +78,5 @@ async def read_json_body(request: Request, limit: int) -> tuple[bytes, dict[str,
         raise InvalidJSON(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
+    check_shape(data, body, runtime.config.settings.max_request_items)
     return body, data

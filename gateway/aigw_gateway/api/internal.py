@@ -1,5 +1,8 @@
 """/metrics (Prometheus) and /internal/report (the pod report the operator aggregates).
 
+Served on the ops port only (`aigw serve --ops-port`, default 9090): the API port answers 404 for
+both, so tenants never see other tenants' names, traffic or budgets.
+
 The report needs `Authorization: Bearer <report token>` (the rendered credentials' reportToken,
 or --report-token): tenants calling the public API cannot read other tenants' usage.
 """
@@ -32,13 +35,8 @@ async def prometheus(request: Request) -> Response:
     runtime = state.holder.current
     if runtime is not None:
         metrics.CONFIG_GENERATION.set(runtime.generation)
-        for tenant in runtime.config.tenants:
-            if tenant.budget is not None:
-                try:
-                    remaining = (await state.limiter.usage(tenant))["budget"]["remaining_usd"]
-                except Exception:  # Redis away: leave the last value
-                    continue
-                metrics.BUDGET_REMAINING.labels(tenant.name).set(remaining)
+        await state.budget_gauges.refresh(state.settings.metrics_refresh_seconds, runtime.config.tenants,
+                                          state.limiter, metrics.BUDGET_REMAINING)
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
 

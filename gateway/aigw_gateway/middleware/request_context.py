@@ -9,6 +9,7 @@ import logging
 import re
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import GatewayError, InternalError, render_error
@@ -72,6 +73,8 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # the client left before its request was read: nginx's 499, no traceback
+            log.info("request %s: client closed the connection before the request was read (499)", request_id)
         except GatewayError as err:
             if started:
                 log.warning("request %s failed after the response started: %s", request_id, err.message)

@@ -3,8 +3,10 @@
 Retryable failures (connect errors, timeouts, 429, 5xx, garbage answers) are retried on the same
 target with exponential backoff and full jitter, honouring a provider's Retry-After up to the
 route's maxBackoffMs (a longer Retry-After moves on to the next target at once); then the next
-target is tried. Client errors (4xx) are never retried. A target whose circuit is open is
-skipped. For streams, an attempt succeeds only when its first canonical chunk arrived within
+target is tried. Client errors (4xx) are never retried and never count against a target's
+circuit. A target whose circuit is open is skipped; when every target's circuit is open, the one
+that opened first is tried anyway (panic routing) rather than answering 503 untried. A first-byte
+timeout (no response head, or no first token of a stream) moves on to the next target at once. For streams, an attempt succeeds only when its first canonical chunk arrived within
 `firstByteSeconds`, so a stalled stream fails over before any byte reaches the client.
 """
 
@@ -23,7 +25,7 @@ from aigw_config.config import ProviderConfig, RouteConfig, TargetConfig
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ..errors import GatewayError, UpstreamBadResponse, UpstreamError
+from ..errors import FirstByteTimeout, GatewayError, UpstreamBadResponse, UpstreamError
 from ..providers import adapter_for
 from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
 from ..runtime import Runtime
@@ -158,7 +160,13 @@ class Executor:
         refused: UnsupportedField | None = None  # a target that cannot honour a field is no candidate
         now = time.monotonic
         tried_any = False
-        for target in order_targets(route, self.health, self.rng):
+        targets = order_targets(route, self.health, self.rng)
+        panic = all(self.health.of(route, t).blocked(route.circuit_breaker, now()) for t in targets)
+        if panic:
+            # Panic routing (Envoy's): every circuit is open. Rather than a 503 without trying,
+            # send this request to the target whose circuit opened first; it may have recovered.
+            targets = [min(targets, key=lambda t: self.health.of(route, t).opened_at)]
+        for position, target in enumerate(targets):
             health = self.health.of(route, target)
             provider = runtime.providers[target.credential]
             adapter, payload = _plan(provider, request, operation)
@@ -179,7 +187,7 @@ class Executor:
             if tried_any:
                 log_.fallbacks += 1
             for retry_index in range(route.retry.attempts + 1):
-                if not health.allow(route.circuit_breaker, now()):
+                if not panic and not health.allow(route.circuit_breaker, now()):
                     last = last or AllTargetsUnavailable(f"circuit open for {_label(target)}")
                     break
                 tried_any = True
@@ -208,15 +216,18 @@ class Executor:
                         log_.upstream_seconds += elapsed
                         if self.recorder:
                             self.recorder.attempt(route, target, provider.provider, elapsed, err.code or "error", operation)
-                        if err.retryable:
+                        if err.target_failure:
                             health.failure(route.circuit_breaker, now())
                         else:
-                            health.release()
+                            health.release()  # the request's fault, or our config's: not the target's health
+                        if not err.retryable:
                             raise
                         last = err
                         log_.errors.append(f"{_label(target)}: {err.code}")
-                        if retry_index == route.retry.attempts or not err.retry_same_target:
+                        if retry_index == route.retry.attempts or not err.retry_same_target or panic:
                             break
+                        if isinstance(err, FirstByteTimeout) and position < len(targets) - 1:
+                            break  # a stalled target: the next one answers sooner than another wait here
                         delay = _backoff(route, retry_index, err, self.rng)
                         if delay is None:
                             break
@@ -252,16 +263,26 @@ class Executor:
     def _send(self, upstream: UpstreamRequest, route: RouteConfig):
         timeouts = route.timeouts
         return self.client.send(upstream, connect_timeout=min(timeouts.first_byte_seconds, 10.0),
-                                read_timeout=timeouts.request_seconds)
+                                read_timeout=timeouts.request_seconds, max_bytes=route.limits.max_response_bytes)
 
     async def _unary(self, adapter: ProviderAdapter, upstream: UpstreamRequest, route: RouteConfig,
                      target: TargetConfig, provider: ProviderConfig, operation: str) -> Completed:
+        """firstByteSeconds bounds the wait for the response head (a stalled target fails over
+        like a stalled stream); requestSeconds bounds the whole attempt."""
         label = _label(target)
+        timeouts = route.timeouts
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.request_seconds
+        head = True
         try:
-            async with asyncio.timeout(route.timeouts.request_seconds):
+            async with asyncio.timeout(min(timeouts.first_byte_seconds, timeouts.request_seconds)) as budget:
                 resp = await self._send(upstream, route)
+                head = False
+                budget.reschedule(deadline)
                 body = await resp.read()
         except TRANSPORT_ERRORS as exc:
+            if head and isinstance(exc, TimeoutError):
+                raise FirstByteTimeout(f"upstream {label} sent nothing within {timeouts.first_byte_seconds:g}s") from None
             raise map_transport_error(exc, label) from None
         if not 200 <= resp.status < 300:
             raise adapter.error_for(resp.status, body, resp.headers, label)
@@ -303,6 +324,9 @@ class Executor:
         except TRANSPORT_ERRORS as exc:
             if resp is not None:
                 await resp.aclose()
+            if isinstance(exc, TimeoutError):
+                raise FirstByteTimeout(f"upstream {label} sent no first token within "
+                                       f"{route.timeouts.first_byte_seconds:g}s") from None
             raise map_transport_error(exc, label) from None
         except BaseException:
             if resp is not None:

@@ -36,6 +36,14 @@ class TargetHealth:
             return True
         return False
 
+    def blocked(self, policy: CircuitBreakerPolicy, now: float) -> bool:
+        """Whether `allow` would refuse now (without claiming the half-open probe)."""
+        if self.state == CLOSED:
+            return False
+        if self.state == OPEN:
+            return now - self.opened_at < policy.open_seconds
+        return self.probe_in_flight
+
     def success(self, latency: float, now: float) -> None:
         self.successes += 1
         self.consecutive_failures = 0

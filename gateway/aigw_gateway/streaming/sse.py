@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UpstreamResponseTooLarge
+
+# An SSE line (or NDJSON line) and an event carry one JSON chunk: even an inline image stays far
+# below these. Past them the stream is refused instead of buffered without end.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+def _line_too_long(limit: int) -> UpstreamResponseTooLarge:
+    return UpstreamResponseTooLarge(f"the upstream stream sent a line longer than {limit} bytes")
+
 
 @dataclass(slots=True)
 class SSEEvent:
@@ -19,25 +30,37 @@ class SSEEvent:
 class SSEParser:
     """text/event-stream per the WHATWG spec (comments, CRLF, multi-line data)."""
 
-    __slots__ = ("_buf", "_data", "_event", "_id")
+    __slots__ = ("_buf", "_data", "_event", "_id", "_size", "max_line", "max_event")
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LINE_BYTES, max_event: int = MAX_EVENT_BYTES) -> None:
         self._buf = b""
         self._data: list[str] = []
+        self._size = 0  # bytes of data in the event being built
         self._event: str | None = None
         self._id: str | None = None
+        self.max_line = max_line
+        self.max_event = max_event
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buf += chunk
         events: list[SSEEvent] = []
-        while True:
-            nl = self._buf.find(b"\n")
-            if nl < 0:
-                break
-            raw, self._buf = self._buf[:nl], self._buf[nl + 1:]
+        if b"\n" not in chunk:  # the tail never holds a newline: only the new piece can end a line
+            self._buf += chunk
+            if len(self._buf) > self.max_line:
+                raise _line_too_long(self.max_line)
+            return events
+        buf = self._buf + chunk
+        start = 0
+        while (nl := buf.find(b"\n", start)) >= 0:
+            raw = buf[start:nl]
+            start = nl + 1
+            if len(raw) > self.max_line:
+                raise _line_too_long(self.max_line)
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             self._line(raw.decode("utf-8", errors="replace"), events)
+        self._buf = buf[start:]
+        if len(self._buf) > self.max_line:
+            raise _line_too_long(self.max_line)
         return events
 
     def flush(self) -> list[SSEEvent]:
@@ -53,7 +76,7 @@ class SSEParser:
         if not line:
             if self._data:
                 events.append(SSEEvent("\n".join(self._data), self._event, self._id))
-            self._data, self._event = [], None
+            self._data, self._event, self._size = [], None, 0
             return
         if line.startswith(":"):
             return
@@ -61,6 +84,9 @@ class SSEParser:
         if value.startswith(" "):
             value = value[1:]
         if field == "data":
+            self._size += len(value)
+            if self._size > self.max_event:
+                raise UpstreamResponseTooLarge(f"the upstream stream sent an event larger than {self.max_event} bytes")
             self._data.append(value)
         elif field == "event":
             self._event = value
@@ -71,14 +97,21 @@ class SSEParser:
 class NDJSONParser:
     """One JSON document per line (Ollama's native stream); returns the complete lines."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "max_line")
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         self._buf = b""
+        self.max_line = max_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        self._buf += chunk
-        *lines, self._buf = self._buf.split(b"\n")
+        if b"\n" not in chunk:
+            self._buf += chunk
+            if len(self._buf) > self.max_line:
+                raise _line_too_long(self.max_line)
+            return []
+        *lines, self._buf = (self._buf + chunk).split(b"\n")
+        if len(self._buf) > self.max_line or any(len(line) > self.max_line for line in lines):
+            raise _line_too_long(self.max_line)
         return [line for line in lines if line.strip()]
 
     def flush(self) -> list[bytes]:
