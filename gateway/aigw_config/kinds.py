@@ -110,6 +110,12 @@ class Pricing(SpecModel):
 
     input_per_million: float = Field(default=0.0, ge=0, description="USD per million prompt tokens.")
     output_per_million: float = Field(default=0.0, ge=0, description="USD per million completion tokens.")
+    cache_read_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million prompt tokens read from the provider's cache; default: inputPerMillion."
+    )
+    cache_write_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million prompt tokens written to the provider's cache; default: inputPerMillion."
+    )
 
 
 class RouteTarget(SpecModel):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .errors import NotReady
 from .guardrails.registry import PolicyRegistry
+from .ledger import LedgerEmitter
 from .limits import Limiter, MemoryStore, RedisStore
 from .redis_link import RedisLink
 from .routing.executor import Executor
@@ -30,9 +31,13 @@ class GatewayState:
     limiter: Limiter = field(default_factory=lambda: Limiter(MemoryStore()))
     guardrails: PolicyRegistry = field(default_factory=PolicyRegistry)
     limits_url: str | None = None
+    ledger: LedgerEmitter = field(default_factory=LedgerEmitter)
+    ledger_reads: object | None = None  # a LedgerDB for /v1/usage/history, when a ledger URL is set
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
+        self.ledger.enabled = bool(self.settings.ledger_url)
+        self.ledger.maxlen = self.settings.ledger_stream_maxlen
 
     async def use_redis(self, url: str | None) -> None:
         """Point the limiter at Redis (shared by every worker and replica) or at process memory."""

@@ -301,7 +301,7 @@ def test_images_stops_length_and_cache_usage(fake_anthropic, stream):
     fake_anthropic.script(AnthropicBehaviour(cache_read_input_tokens=10, cache_creation_input_tokens=5))
     cached = answer(fake_anthropic, {"messages": [{"role": "user", "content": "x"}]}, stream)
     assert cached["usage"] == {"prompt_tokens": 16, "completion_tokens": 2, "total_tokens": 18,
-                               "prompt_tokens_details": {"cached_tokens": 10}}
+                               "prompt_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 5}}
 
 
 def test_stream_survives_any_split(fake_anthropic):

@@ -214,10 +214,14 @@ def tool_input(arguments: Any) -> dict[str, Any]:
 def anthropic_usage(usage: Any) -> dict[str, int]:
     if not isinstance(usage, dict):
         return {"input_tokens": 0, "output_tokens": 0}
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    out = {"input_tokens": (usage.get("prompt_tokens") or 0) - cached, "output_tokens": usage.get("completion_tokens") or 0}
+    details = usage.get("prompt_tokens_details") or {}
+    cached, written = details.get("cached_tokens") or 0, details.get("cache_write_tokens") or 0
+    out = {"input_tokens": (usage.get("prompt_tokens") or 0) - cached - written,
+           "output_tokens": usage.get("completion_tokens") or 0}
     if cached:
         out["cache_read_input_tokens"] = cached
+    if written:
+        out["cache_creation_input_tokens"] = written
     return out
 
 

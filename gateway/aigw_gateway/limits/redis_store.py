@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
-from .store import AdmitRequest, Counters, StoreUnavailable
+from .store import AdmitRequest, Counters, StoreUnavailable, StreamAppend
 
 # KEYS: window, spend. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0), window_ttl.
 ADMIT_LUA = """
@@ -43,7 +43,8 @@ if r == 1 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
 return {0, r, t, spend}
 """
 
-# KEYS: window, spend. ARGV: token_delta, reserved (1/0), window_ttl, spend_nano, spend_ttl (0: none).
+# KEYS: window, spend[, ledger stream]. ARGV: token_delta, reserved (1/0), window_ttl, spend_nano,
+# spend_ttl (0: none)[, stream maxlen, field, value, ...]: the usage event rides in the same call.
 SETTLE_LUA = """
 local delta = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -55,6 +56,9 @@ end
 if tonumber(ARGV[5]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+if #KEYS > 2 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7))
 end
 return 0
 """
@@ -122,16 +126,16 @@ class RedisStore:
         if hasattr(self._client, "evalsha"):
             await self._client.aclose()  # type: ignore[union-attr]
 
-    async def _run(self, sha: str, script: str, keys: tuple[str, str], args: tuple) -> list:
+    async def _run(self, sha: str, script: str, keys: tuple[str, ...], args: tuple) -> list:
         client = self.client()
         if client is None:
             raise StoreUnavailable("no Redis client configured")
         try:
             async with asyncio.timeout(self.op_timeout):
                 try:
-                    return await client.evalsha(sha, 2, *keys, *args)
+                    return await client.evalsha(sha, len(keys), *keys, *args)
                 except NoScriptError:
-                    return await client.eval(script, 2, *keys, *args)
+                    return await client.eval(script, len(keys), *keys, *args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -154,13 +158,14 @@ class RedisStore:
         spend_nano: int,
         spend_ttl: int,
         now: float,
-    ) -> None:
-        await self._run(
-            SETTLE_SHA,
-            SETTLE_LUA,
-            (window_key, spend_key),
-            (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl),
-        )
+        append: StreamAppend | None = None,
+    ) -> bool:
+        args: tuple = (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl)
+        if append is None:
+            await self._run(SETTLE_SHA, SETTLE_LUA, (window_key, spend_key), args)
+            return False
+        await self._run(SETTLE_SHA, SETTLE_LUA, (window_key, spend_key, append.key), (*args, append.maxlen, *append.fields))
+        return True
 
     async def read(self, window_key: str, spend_key: str, now: float) -> Counters:
         reply = await self._run(READ_SHA, READ_LUA, (window_key, spend_key), ())

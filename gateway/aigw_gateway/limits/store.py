@@ -52,6 +52,15 @@ class Counters:
     spend_nano: int
 
 
+@dataclass(slots=True)
+class StreamAppend:
+    """An entry a settlement also appends to a stream (the usage ledger's), in the same atomic call."""
+
+    key: str
+    maxlen: int  # approximate bound (XADD MAXLEN ~)
+    fields: list[str]  # field, value, ...
+
+
 class Store(Protocol):
     async def admit(self, req: AdmitRequest) -> Counters: ...
 
@@ -65,12 +74,14 @@ class Store(Protocol):
         spend_nano: int,
         spend_ttl: int,
         now: float,
-    ) -> None:
+        append: StreamAppend | None = None,
+    ) -> bool:
         """Add `token_delta` to the window's tokens and `spend_nano` to the spend.
 
         With `reserved`, the window is only touched if it still exists (a settlement that
         arrives after its window expired must not resurrect it with a negative count);
         without (a degraded admission reserved nothing), the tokens are counted anyway.
+        Returns whether `append` was appended too (only a Redis store can).
         """
         ...
 
@@ -138,7 +149,8 @@ class MemoryStore:
         spend_nano: int,
         spend_ttl: int,
         now: float,
-    ) -> None:
+        append: StreamAppend | None = None,
+    ) -> bool:
         window = self._windows.get(window_key) if self._live(window_key, now) else None
         if window is not None:
             window[1] += token_delta
@@ -149,6 +161,7 @@ class MemoryStore:
             live = self._live(spend_key, now)
             self._spend[spend_key] = (self._spend.get(spend_key, 0) if live else 0) + spend_nano
             self._expiry[spend_key] = now + spend_ttl
+        return False  # no stream here: the caller queues the event in process
 
     async def read(self, window_key: str, spend_key: str, now: float) -> Counters:
         window = self._windows.get(window_key) if self._live(window_key, now) else None
