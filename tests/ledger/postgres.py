@@ -87,8 +87,9 @@ class PostgresServer:
             if r.returncode:
                 raise RuntimeError(f"initdb failed: {r.stderr}")
             self._initialised = True
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")
+        # fsync off (the OS keeps what a killed server wrote), but synchronous_commit stays on: a
+        # commit the writer saw must survive `stop("immediate")`, as it does on a real server.
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c full_page_writes=off"
         r = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "-t", "60",
                       "start")
         if r.returncode:
