@@ -43,7 +43,8 @@ def test_disconnects_are_charged_and_check_shows_zero_difference(tmp_path, fake_
                                                                  start_gateway):
     redis_server.command("FLUSHALL")
     crs = write_config(tmp_path / "crs.yaml", fake_openai.base_url)
-    gw = start_gateway("-f", str(crs), "--redis-url", redis_server.url, "--ledger-url", ledger_url)
+    gw = start_gateway("-f", str(crs), "--redis-url", redis_server.url, "--ledger-url", ledger_url, wait=False)
+    gw.wait_ready(timeout=60)  # a loaded CI machine may take a while
     senders = (chat, lambda c, k, t: chat(c, k, t, stream=True), messages, gemini, embeddings,
                lambda c, k, t: chat(c, k, t, model="m-fallback"))
     with httpx.Client(base_url=gw.url, timeout=30) as client:

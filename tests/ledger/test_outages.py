@@ -54,7 +54,8 @@ def setup(tmp_path, fake_openai, redis_server, ledger_url, start_gateway):
     redis_server.command("FLUSHALL")
     crs = write_config(tmp_path / "crs.yaml", fake_openai.base_url)
     gw = start_gateway("-f", str(crs), "--redis-url", redis_server.url, "--ledger-url", ledger_url,
-                       "--no-ledger-writer")
+                       "--no-ledger-writer", wait=False)
+    gw.wait_ready(timeout=60)  # a loaded CI machine may take a while
     writers: list[subprocess.Popen] = []
     yield gw, writers
     for proc in writers:

@@ -34,7 +34,8 @@ def test_every_kind_gives_exactly_one_exact_row(tmp_path, fake_openai, redis_ser
     if with_redis:
         redis_server.command("FLUSHALL")
         args += ["--redis-url", redis_server.url]
-    gw = start_gateway(*args)
+    gw = start_gateway(*args, wait=False)
+    gw.wait_ready(timeout=60)  # a loaded CI machine may take a while
     expected: dict[str, tuple] = {}
     counter = itertools.count()
     with httpx.Client(base_url=gw.url, timeout=30) as client:
