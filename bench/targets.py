@@ -131,13 +131,31 @@ def _start_postgres(infra: Infra) -> str:
     from tests.ledger.postgres import PostgresServer
 
     server = PostgresServer().start()
-    atexit.register(server.cleanup)
+
+    def report_and_stop() -> None:
+        try:
+            import psycopg
+
+            with psycopg.connect(server.url, connect_timeout=5) as conn:
+                rows = conn.execute("SELECT count(*) FROM aigw_usage").fetchone()[0]
+            print(f"# bench: the ledger holds {rows} rows", file=sys.stderr)
+        except Exception as exc:  # a report line, not a reason to keep PostgreSQL running
+            print(f"# bench: ledger rows not counted: {exc}", file=sys.stderr)
+        server.cleanup()
+
+    atexit.register(report_and_stop)
     return server.url
 
 
 def _start_aigw(infra: Infra, ledger: bool = False) -> Target:
     port = free_port()
-    extra = ["--ledger-url", _start_postgres(infra)] if ledger else []
+    extra = []
+    if ledger:  # the gateway emits; the writer runs beside it on the infra CPU, as the operator deploys it
+        url = _start_postgres(infra)
+        extra = ["--ledger-url", url, "--no-ledger-writer"]
+        infra.sup.start("aigw-ledger-writer", [infra.python, "-m", "aigw_gateway.cli", "ledger", "--redis-url",
+                                               infra.redis_url, "--postgres-url", url, "--log-level", "warning"],
+                        cpus=infra.layout.infra, env={**os.environ, "PYTHONPATH": str(ROOT / "gateway")}, cwd=ROOT)
     config = infra.out / "gateway.yaml"
     config.write_text(gateway_config.gateway_yaml(infra.upstream_url))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "gateway"),

@@ -57,8 +57,9 @@ async def _stream_writer(state: GatewayState, url: str) -> None:
     while state.limits_url is None or state.redis.client is None or state.holder.current is None:
         await asyncio.sleep(0.2)
     settings = state.settings
+    # The shared client's socket timeout is 1 s: a blocking read must return well before it.
     writer = StreamWriter(lambda: state.redis.client, LedgerDB(url), stream_key(*_identity(state)),
-                          retention_days=settings.ledger_retention_days)
+                          retention_days=settings.ledger_retention_days, block_ms=250)
     log.info("ledger: writer for stream %s (consumer %s)", writer.stream, writer.consumer)
     try:
         await writer.run()

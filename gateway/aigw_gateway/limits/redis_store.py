@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -161,7 +162,7 @@ class RedisStore:
         append: StreamAppend | None = None,
     ) -> bool:
         args: tuple = (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl)
-        if append is None:
+        if append is None or isinstance(self.client(), RedisCluster):  # the stream is in another slot
             await self._run(SETTLE_SHA, SETTLE_LUA, (window_key, spend_key), args)
             return False
         await self._run(SETTLE_SHA, SETTLE_LUA, (window_key, spend_key, append.key), (*args, append.maxlen, *append.fields))
