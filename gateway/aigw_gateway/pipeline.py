@@ -83,6 +83,7 @@ class Call:
     flags: tuple[str, ...] = ()
     finished: bool = False
     status: int = 0  # set by finish()
+    settled: bool = False
     reserved_tokens: int = 0  # the admission's estimate: charged when a client leaves mid-stream
     reserved_prompt_tokens: int = 0
 
@@ -132,7 +133,8 @@ class Call:
         target = self.attempts.target
         nano = usage_cost_nano(target.pricing, self.usage) if target is not None else 0
         ledger = self.state.ledger
-        event = self._ledger_event(self._final_status(status), nano) if ledger.enabled else None
+        first, self.settled = not self.settled, True  # one event per request, however often settled
+        event = self._ledger_event(self._final_status(status), nano) if ledger.enabled and first else None
         appended = False
         if admission is not None:
             append = ledger.append_for(event, self.state.limits_url is not None)
