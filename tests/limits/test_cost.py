@@ -30,3 +30,13 @@ def test_cache_reads_and_writes_have_their_own_prices():
     plain = Pricing(input_per_million=3, output_per_million=15)  # default: the input price
     assert usage_cost_nano(plain, usage) == 1000 * 3000 + 10 * 15000
     assert usage_cost_nano(None, usage) == 0 and usage_cost_nano(priced, None) == 0
+
+
+def test_integer_and_decimal_paths_agree():
+    fine = Pricing(input_per_million=0.1234567890123, output_per_million=1e-13)  # past the integer scale
+    assert cost_nano(fine, 10**9, 10**9) == int((Decimal("0.1234567890123") * 1000 * 10**9
+                                                 + Decimal("1E-13") * 1000 * 10**9).to_integral_value())
+    for prompt in range(0, 40):
+        for price in (0.0005, 0.0015, 0.0025, 0.15, 3.75):
+            decimal = (Decimal(repr(price)) * 1000 * prompt).to_integral_value()  # half to even
+            assert cost_nano(Pricing(input_per_million=price), prompt, 0) == int(decimal), (price, prompt)

@@ -22,9 +22,19 @@ from aigw_config.kinds import Pricing
 NANO = 1_000_000_000
 
 
+_SCALE = 10**9  # prices as integers in 1e-9 nano-USD per token: exact for up to 12 decimals of USD/M
+
+
 @lru_cache(maxsize=1024)
 def _nano_per_token(usd_per_million: float) -> Decimal:
     return Decimal(repr(float(usd_per_million))) * 1000  # USD per million tokens = x 1000 nano-USD per token
+
+
+@lru_cache(maxsize=1024)
+def _scaled(usd_per_million: float) -> int | None:
+    """The price as an integer at _SCALE (None when it has more decimals than that holds)."""
+    exact = _nano_per_token(usd_per_million) * _SCALE
+    return int(exact) if exact == exact.to_integral_value() else None
 
 
 def cost_nano(pricing: Pricing | None, prompt_tokens: int, completion_tokens: int, *,
@@ -40,13 +50,22 @@ def cost_nano(pricing: Pricing | None, prompt_tokens: int, completion_tokens: in
     input_price = pricing.input_per_million
     read_price = pricing.cache_read_per_million if pricing.cache_read_per_million is not None else input_price
     write_price = pricing.cache_write_per_million if pricing.cache_write_per_million is not None else input_price
-    total = (
+    completion = max(int(completion_tokens), 0)
+    output_price = pricing.output_per_million
+    scaled = (_scaled(input_price), _scaled(read_price), _scaled(write_price), _scaled(output_price))
+    if None not in scaled:  # integer arithmetic: exact, and several times faster than Decimal
+        total = (prompt - read - write) * scaled[0] + read * scaled[1] + write * scaled[2] + completion * scaled[3]
+        nano, rest = divmod(total, _SCALE)
+        if 2 * rest > _SCALE or (2 * rest == _SCALE and nano % 2):  # half to even, as Decimal rounds
+            nano += 1
+        return nano
+    exact = (
         (prompt - read - write) * _nano_per_token(input_price)
         + read * _nano_per_token(read_price)
         + write * _nano_per_token(write_price)
-        + max(int(completion_tokens), 0) * _nano_per_token(pricing.output_per_million)
+        + completion * _nano_per_token(output_price)
     )
-    return int(total.to_integral_value(ROUND_HALF_EVEN))
+    return int(exact.to_integral_value(ROUND_HALF_EVEN))
 
 
 def usage_counts(usage: dict[str, Any] | None) -> tuple[int, int, int, int, int]:
