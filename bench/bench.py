@@ -71,9 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if a.targets is None:
         a.targets = "direct,bare,aigw" if a.mode == "smoke" else ",".join(targets.ALL_TARGETS)
     a.target_list = [t.strip() for t in a.targets.split(",") if t.strip()]
-    unknown = set(a.target_list) - set(targets.ALL_TARGETS)
+    unknown = set(a.target_list) - set(targets.KNOWN_TARGETS)
     if unknown:
-        ap.error(f"unknown target(s) {', '.join(sorted(unknown))}; known: {', '.join(targets.ALL_TARGETS)}")
+        ap.error(f"unknown target(s) {', '.join(sorted(unknown))}; known: {', '.join(targets.KNOWN_TARGETS)}")
     if "direct" in a.target_list:  # the baseline goes first
         a.target_list.remove("direct")
         a.target_list.insert(0, "direct")
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         with Supervisor(out) as sup:
             infra = targets.Infra(sup=sup, out=out, python=sys.executable, workers=a.workers, layout=layout)
             targets.start_upstream(infra)
-            if a.mode in ("soak", "profile") or "aigw" in a.target_list:
+            if a.mode in ("soak", "profile") or {"aigw", "aigw-ledger"} & set(a.target_list):
                 targets.start_redis(infra)
             if a.mode == "soak":
                 import soak

@@ -8,6 +8,7 @@ litellm  LiteLLM's proxy, only when installed (or --with-litellm put it into .be
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -22,6 +23,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 LITELLM_VENV = ROOT / ".bench-venv" / "litellm"
 ALL_TARGETS = ("direct", "bare", "aigw", "litellm")
+# Not in a default run: `--targets aigw,aigw-ledger` compares the usage ledger on and off (the
+# same gateway plus --ledger-url to a PostgreSQL the bench starts; events ride the settle script).
+KNOWN_TARGETS = (*ALL_TARGETS, "aigw-ledger")
 
 
 @dataclass
@@ -103,6 +107,8 @@ def start_target(label: str, infra: Infra) -> Target | None:
         return _start_bare(infra)
     if label == "aigw":
         return _start_aigw(infra)
+    if label == "aigw-ledger":
+        return _start_aigw(infra, ledger=True)
     if label == "litellm":
         return _start_litellm(infra)
     raise ValueError(f"unknown target {label!r}; known: {', '.join(ALL_TARGETS)}")
@@ -119,22 +125,52 @@ def _start_bare(infra: Infra) -> Target:
     return Target("bare", f"http://127.0.0.1:{port}/v1", proc)
 
 
-def _start_aigw(infra: Infra) -> Target:
+def _start_postgres(infra: Infra) -> str:
+    """A real PostgreSQL for the ledger (the tests' initdb/pg_ctl manager), stopped with the bench."""
+    sys.path.insert(0, str(ROOT))
+    from tests.ledger.postgres import PostgresServer
+
+    server = PostgresServer().start()
+
+    def report_and_stop() -> None:
+        try:
+            import psycopg
+
+            with psycopg.connect(server.url, connect_timeout=5) as conn:
+                rows = conn.execute("SELECT count(*) FROM aigw_usage").fetchone()[0]
+            print(f"# bench: the ledger holds {rows} rows", file=sys.stderr)
+        except Exception as exc:  # a report line, not a reason to keep PostgreSQL running
+            print(f"# bench: ledger rows not counted: {exc}", file=sys.stderr)
+        server.cleanup()
+
+    atexit.register(report_and_stop)
+    return server.url
+
+
+def _start_aigw(infra: Infra, ledger: bool = False) -> Target:
     port, ops_port = free_port(), free_port()
+    extra = []
+    if ledger:  # the gateway emits; the writer runs beside it on the infra CPU, as the operator deploys it
+        url = _start_postgres(infra)
+        extra = ["--ledger-url", url, "--no-ledger-writer"]
+        infra.sup.start("aigw-ledger-writer", [infra.python, "-m", "aigw_gateway.cli", "ledger", "--redis-url",
+                                               infra.redis_url, "--postgres-url", url, "--log-level", "warning"],
+                        cpus=infra.layout.infra, env={**os.environ, "PYTHONPATH": str(ROOT / "gateway")}, cwd=ROOT)
     config = infra.out / "gateway.yaml"
     config.write_text(gateway_config.gateway_yaml(infra.upstream_url))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "gateway"),
                                                                       os.environ.get("PYTHONPATH")]))}
     if infra.workers > 1:  # multiprocess metrics files inside the run folder, not a fresh /tmp dir per run
         env["PROMETHEUS_MULTIPROC_DIR"] = str(infra.out / "prometheus-multiproc")
-    proc = infra.sup.start("aigw", [infra.python, "-m", "aigw_gateway.cli", "serve", "-f", str(config),
+    proc = infra.sup.start("aigw-ledger" if ledger else "aigw", [infra.python, "-m", "aigw_gateway.cli", "serve", "-f", str(config),
                                     "--redis-url", infra.redis_url, "--host", "127.0.0.1", "--port", str(port),
-                                    "--ops-port", str(ops_port), "--workers", str(infra.workers), "--log-level", "warning"],
+                                    "--ops-port", str(ops_port), "--workers", str(infra.workers), "--log-level", "warning",
+                                    *extra],
                            cpus=infra.layout.target, env=env, cwd=ROOT)
     # Ready means: config loaded and the limits store is the Redis we gave (not the in-memory fallback).
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, timeout=60,
               ok=lambda status, body: status == 200 and b'"limits":"redis"' in body)
-    return Target("aigw", f"http://127.0.0.1:{port}/v1", proc,
+    return Target("aigw-ledger" if ledger else "aigw", f"http://127.0.0.1:{port}/v1", proc,
                   headers=[f"Authorization: Bearer {gateway_config.TENANT_KEY}"],
                   metrics_url=f"http://127.0.0.1:{ops_port}/metrics")  # the ops port, never the API's
 

@@ -111,6 +111,12 @@ class Pricing(SpecModel):
 
     input_per_million: float = Field(default=0.0, ge=0, description="USD per million prompt tokens.")
     output_per_million: float = Field(default=0.0, ge=0, description="USD per million completion tokens.")
+    cache_read_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million prompt tokens read from the provider's cache; default: inputPerMillion."
+    )
+    cache_write_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million prompt tokens written to the provider's cache; default: inputPerMillion."
+    )
 
 
 class RouteTarget(SpecModel):
@@ -360,6 +366,19 @@ class RedisSpec(SpecModel):
     url_secret_ref: SecretKeyRef = Field(description="Secret key holding the redis:// or rediss:// URL.")
 
 
+class LedgerPostgresSpec(SpecModel):
+    """The external PostgreSQL of the usage ledger (e.g. a CloudNativePG cluster's app Secret)."""
+
+    url_secret_ref: SecretKeyRef = Field(description="Secret key holding the postgresql:// URL.")
+
+
+class LedgerSpec(SpecModel):
+    """The usage ledger: one row per request in PostgreSQL, written by the `<gateway>-ledger` Deployment."""
+
+    postgres: LedgerPostgresSpec = Field(description="Where the ledger is stored.")
+    retention_days: int = Field(default=400, ge=1, le=3650, description="Rows older than this are deleted.")
+
+
 class ServiceSpec(SpecModel):
     """The Service in front of the gateway pods."""
 
@@ -489,6 +508,9 @@ class AIGatewaySpec(SpecModel):
     replicas: int = Field(default=1, ge=0, le=100, description="Gateway pod replicas.")
     image: str | None = Field(default=None, max_length=512, description="Gateway image; the operator's default otherwise.")
     redis: RedisSpec | None = Field(default=None, description="Redis for shared limits; in-memory per pod otherwise.")
+    ledger: LedgerSpec | None = Field(
+        default=None, description="Usage ledger in PostgreSQL (needs redis: usage events travel through a Redis stream)."
+    )
     service: ServiceSpec = Field(default_factory=ServiceSpec, description="Service settings.")
     selector: LabelSelector = Field(
         default_factory=LabelSelector, description="Selects the other aigw objects of the namespace; empty: all."

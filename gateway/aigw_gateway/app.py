@@ -15,10 +15,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from . import http_limits
-from .api import anthropic, gemini, health, internal, openai
+from .api import anthropic, gemini, health, internal, openai, usage_history
 from .api import responses as responses_api
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
+from .ledger.service import gateway_ledger
 from .logs import configure_logging
 from .middleware.request_context import RequestContextMiddleware, error_format_for
 from .middleware.fast_lane import FastLane
@@ -81,7 +82,8 @@ def create_app(settings: Settings) -> ASGIApp:
             log.warning("no --redis-url/AIGW_REDIS_URL: limits are kept in memory, for this single process only")
         tasks = [asyncio.create_task(source.run(), name="config-source"), asyncio.create_task(_follow_config(state))]
         try:
-            yield
+            async with gateway_ledger(state):
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -94,6 +96,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.gateway = state
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(usage_history.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
     app.include_router(responses_api.router)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import importlib
 import logging
 import os
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .logs import configure_logging
-from .settings import KubeTarget, Settings, redis_url_from_env
+from .settings import KubeTarget, Settings, ledger_url_from_env, redis_url_from_env
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,6 +51,9 @@ def _serve(args: argparse.Namespace) -> int:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        ledger_url=args.ledger_url or ledger_url_from_env(),
+        ledger_writer=not args.no_ledger_writer,
+        ledger_retention_days=args.ledger_retention_days,
     )
     configure_logging(args.log_level)
     logging.getLogger("aigw").info("aigw gateway on http://%s:%d (%d worker%s), config from %s", args.host, args.port,
@@ -158,6 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-connections", type=int, default=2048,
                         help="connections + requests in flight per worker; beyond: 503 (default 2048; 0: no cap)")
 
+    serve.add_argument("--ledger-url", help="PostgreSQL URL of the usage ledger (also AIGW_LEDGER_URL): usage events "
+                                            "are recorded and /v1/usage/history served; this process group also "
+                                            "runs the ledger writer unless --no-ledger-writer")
+    serve.add_argument("--no-ledger-writer", action="store_true",
+                       help="emit usage events but leave writing them to a separate `aigw ledger`")
+    serve.add_argument("--ledger-retention-days", type=int, default=400, help="ledger rows older than this are deleted")
+
+    ledger = sub.add_parser("ledger", help="run the usage ledger writer (Redis stream -> PostgreSQL); "
+                                           "`aigw ledger check` compares a tenant's spend with the ledger")
+    _ledger_common(ledger)
+    ledger.add_argument("--consumer", help="consumer name in the stream's group (default: $POD_NAME or the host name)")
+    ledger.add_argument("--retention-days", type=int, default=400, help="rows older than this are deleted (0: never)")
+    ledger.add_argument("--claim-idle", type=float, default=60.0,
+                        help="seconds after which entries another writer left pending are taken over")
+    ledger.add_argument("--batch", type=int, default=500, help="rows per insert")
+    ledger.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
     rend = sub.add_parser("render", help="render CR YAML into the gateway config, offline")
     rend.add_argument("-f", "--file", dest="files", action="append", required=True, metavar="PATH")
     rend.add_argument("-o", "--output", required=True, metavar="DIR")
@@ -167,13 +189,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ledger_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help="Redis holding the gateway's usage stream (also AIGW_REDIS_URL)")
+    parser.add_argument("--postgres-url", default=None, help="PostgreSQL of the ledger (also AIGW_LEDGER_URL)")
+    parser.add_argument("--namespace", default="default", help="the AIGateway's namespace (default: default)")
+    parser.add_argument("--gateway", default="local", help="the AIGateway's name (default: local, as `aigw serve -f`)")
+
+
+def _ledger_urls(args: argparse.Namespace, prog: str) -> tuple[str, str] | None:
+    redis_url, postgres_url = args.redis_url or redis_url_from_env(), args.postgres_url or ledger_url_from_env()
+    if not redis_url or not postgres_url:
+        print(f"{prog}: give --redis-url and --postgres-url (or AIGW_REDIS_URL and AIGW_LEDGER_URL)", file=sys.stderr)
+        return None
+    return redis_url, postgres_url
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    from .ledger.run import run_writer
+
+    urls = _ledger_urls(args, "aigw ledger")
+    if urls is None:
+        return 2
+    configure_logging(args.log_level)
+    asyncio.run(run_writer(*urls, args.namespace, args.gateway, consumer=args.consumer,
+                           retention_days=args.retention_days, claim_idle_ms=int(args.claim_idle * 1000),
+                           batch=args.batch))
+    return 0
+
+
+def _ledger_check(argv: list[str]) -> int:
+    from .ledger.check import check
+
+    parser = argparse.ArgumentParser(prog="aigw ledger check",
+                                     description="a tenant's period spend in Redis against the ledger's sum")
+    _ledger_common(parser)
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--period", required=True, help="budget period label: 2026-12, 2026-W49 or 2026-12-06")
+    args = parser.parse_args(argv)
+    urls = _ledger_urls(args, "aigw ledger check")
+    if urls is None:
+        return 2
+    try:
+        redis_spend, ledger_sum = asyncio.run(check(*urls, args.tenant, args.period, args.namespace, args.gateway))
+    except ValueError as exc:
+        print(f"aigw ledger check: {exc}", file=sys.stderr)
+        return 2
+    difference = redis_spend - ledger_sum
+    print(f"tenant {args.tenant}, period {args.period} (gateway {args.namespace}/{args.gateway})")
+    print(f"redis spend:  {redis_spend:f} USD")
+    print(f"ledger sum:   {ledger_sum:f} USD")
+    print(f"difference:   {difference:f} USD")
+    return 0 if difference == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["operator"]:
         return _operator(argv[1:])
+    if argv[:2] == ["ledger", "check"]:
+        return _ledger_check(argv[2:])
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "ledger":
+        return _ledger(args)
     return _render(args)
 
 

@@ -210,6 +210,14 @@ class LimitsUnavailable(GatewayError):
     code = "limits_unavailable"
 
 
+class LedgerUnavailable(GatewayError):
+    """The usage ledger (PostgreSQL) is not configured or cannot be read right now."""
+
+    status_code = 503
+    type = "server_error"
+    code = "ledger_unavailable"
+
+
 class GuardrailBlocked(GatewayError):
     """A guardrail (PII with action block, prompt injection, secrets) refused the request or answer."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,8 +25,11 @@ from aigw_config.config import RouteConfig, TargetConfig, TenantConfig
 from .auth import authenticate
 from .errors import BudgetExceeded, GatewayError, InvalidRequest, ModelNotFound, PermissionDenied, RateLimitExceeded
 from .ingress.base import Ingress, StreamEncoder
-from .limits import Admission, cost_usd, estimate_chat_tokens, estimate_embedding_tokens, format_usd
+from .ledger import UsageEvent, api_of
+from .limits import Admission, estimate_embedding_tokens, format_usd, usage_cost_nano, usage_counts
 from .limits.bounds import check_reservation_bounds
+from .limits.cost import NANO
+from .limits.estimate import completion_allowance, estimate_prompt_tokens
 from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
 from .state import GatewayState
@@ -55,7 +59,7 @@ def _tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
 def cost_of(target: TargetConfig | None, usage: dict[str, Any] | None) -> float:
     if target is None or target.pricing is None or not usage:
         return 0.0
-    return cost_usd(target.pricing, *_tokens(usage))
+    return usage_cost_nano(target.pricing, usage) / NANO
 
 
 @dataclass
@@ -67,6 +71,8 @@ class Call:
     method: str
     path: str
     operation: str = "chat"
+    client_request_id: str | None = None
+    stream: bool = False
     started: float = field(default_factory=time.perf_counter)
     tenant: TenantConfig | None = None
     route: RouteConfig | None = None
@@ -77,6 +83,10 @@ class Call:
     restore: Any = None
     flags: tuple[str, ...] = ()
     finished: bool = False
+    status: int = 0  # set by finish()
+    settled: bool = False
+    reserved_tokens: int = 0  # the admission's estimate: charged when a client leaves mid-stream
+    reserved_prompt_tokens: int = 0
 
     def guard_input(self, runtime: Runtime, request: dict[str, Any]) -> dict[str, Any]:
         """Input guardrails of the route and the tenant; the (possibly masked) request."""
@@ -98,7 +108,9 @@ class Call:
             return None
         return self.guard.stream_filter(self.restore)
 
-    async def admit(self, tokens: int) -> None:
+    async def admit(self, tokens: int, prompt_tokens: int | None = None) -> None:
+        self.reserved_tokens = tokens
+        self.reserved_prompt_tokens = tokens if prompt_tokens is None else prompt_tokens
         try:
             self.admission = await self.state.limiter.admit(self.tenant, tokens)
             if self.admission.degraded:  # served without limits: counted where it happens (every worker)
@@ -110,30 +122,75 @@ class Call:
             self.state.recorder.throttled(self.tenant.name, "budget")
             raise
 
-    async def settle(self) -> float:
-        """Charge the real usage (or keep the reservation when usage never came); the cost."""
-        if self.admission is None:
-            return 0.0
+    async def settle(self, status: int | None = None) -> float:
+        """Charge the real usage (or keep the reservation when usage never came); the cost.
+
+        A request that reached an upstream also becomes a usage-ledger event: appended to the
+        stream by the same settle script, or queued when there is no script call (no limits,
+        no Redis, or the settlement failed). `status` defaults to finish()'s, else the
+        GatewayError being handled, else 200: so every caller's pattern records the right one.
+        """
         admission, self.admission = self.admission, None
-        return await self._settle(admission)
+        return await self._settle(admission, status)
 
-    async def _settle(self, admission: Admission) -> float:
-        cost = cost_of(self.attempts.target, self.usage)
-        if self.usage:
-            await self.state.limiter.settle(admission, *_tokens(self.usage), cost)
-        elif self.attempts.target is None:
-            await self.state.limiter.release(admission)  # nothing was served
-        else:
-            await self.state.limiter.keep(admission)  # served, usage unknown: the reservation stays
-        return cost
+    async def _settle(self, admission: Admission | None, status: int | None = None) -> float:
+        target = self.attempts.target
+        nano = usage_cost_nano(target.pricing, self.usage) if target is not None else 0
+        ledger = self.state.ledger
+        first, self.settled = not self.settled, True  # one event per request, however often settled
+        event = self._ledger_event(self._final_status(status), nano) if ledger.enabled and first else None
+        appended = False
+        if admission is not None:
+            append = ledger.append_for(event, self.state.limits_url is not None)
+            if self.usage:
+                prompt, completion = _tokens(self.usage)
+                appended = await self.state.limiter.settle(admission, prompt, completion, nano / NANO, append)
+            elif target is None:
+                appended = await self.state.limiter.release(admission, append)  # nothing was served
+            else:
+                await self.state.limiter.keep(admission)  # served, usage unknown: the reservation stays
+        if event is not None and not appended:
+            ledger.emit(event)
+        return nano / NANO
 
-    def settle_detached(self) -> None:
+    def reservation_usage(self) -> dict[str, Any]:
+        """The admission's estimate as usage: what a request is charged when its real usage never came."""
+        prompt = min(self.reserved_prompt_tokens, self.reserved_tokens)
+        completion = self.reserved_tokens - prompt
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def _final_status(self, status: int | None) -> int:
+        if status is not None:
+            return status
+        if self.finished:
+            return self.status
+        handling = sys.exc_info()[1]
+        return handling.status_code if isinstance(handling, GatewayError) else 200
+
+    def _ledger_event(self, status: int, cost_nano: int) -> UsageEvent | None:
+        if self.attempts.attempts == 0:  # refused before any upstream: counted in metrics, not rows
+            return None
+        runtime = self.state.holder.current
+        identity = runtime.config.gateway if runtime is not None else None
+        target = self.attempts.target
+        prompt, completion, cache_read, cache_write, reasoning = usage_counts(self.usage)
+        return UsageEvent(
+            self.request_id, self.client_request_id, time.time_ns() // 1000,
+            identity.namespace if identity else "default", identity.name if identity else "local",
+            self.tenant.name if self.tenant else "", self.route.name if self.route else "",
+            f"{target.credential}/{target.model}" if target else "", self.attempts.provider_type if target else "",
+            target.model if target else "", api_of(self.path, self.operation), status, self.stream, None,
+            prompt, completion, cache_read, cache_write, reasoning, cost_nano,
+            (time.perf_counter() - self.started) * 1000, self.attempts.attempts,
+        )  # fmt: skip
+
+    def settle_detached(self, status: int | None = None) -> None:
         """`settle` in a task of its own, taken over at once: for paths that may be cancelled (a
         client that went away) or that end with an unexpected exception. Idempotent."""
-        if self.admission is None:
+        if self.admission is None and (self.settled or not self.state.ledger.enabled):
             return
         admission, self.admission = self.admission, None
-        task = asyncio.get_running_loop().create_task(self._settle(admission))
+        task = asyncio.get_running_loop().create_task(self._settle(admission, status))
         _background.add(task)
         task.add_done_callback(_background.discard)
 
@@ -159,6 +216,7 @@ class Call:
         if self.finished:
             return
         self.finished = True
+        self.status = status
         seconds = time.perf_counter() - self.started
         recorder = self.state.recorder
         if self.guard is not None:  # counted in this worker's process, not only at a scrape
@@ -180,7 +238,8 @@ class Call:
         if self.state.settings.access_log:
             usage = self.usage or {}
             access_log.info("%s", orjson.dumps({
-                "request_id": self.request_id, "trace_id": current_trace_id(), "method": self.method,
+                "request_id": self.request_id, "client_request_id": self.client_request_id,
+                "trace_id": current_trace_id(), "method": self.method,
                 "path": self.path, "status": status, "route": route_name, "target": target_label,
                 "tenant": tenant_name, "attempts": self.attempts.attempts, "duration_ms": round(seconds * 1000, 2),
                 "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
@@ -190,7 +249,9 @@ class Call:
 
 def _call(state: GatewayState, request: Request, operation: str) -> Call:
     scope = request.scope  # not request.url: building a URL object costs more than the rest of this
-    return Call(state, scope.get("state", {}).get("request_id", ""), scope["method"], scope["path"], operation)
+    scope_state = scope.get("state", {})
+    return Call(state, scope_state.get("request_id", ""), scope["method"], scope["path"], operation,
+                scope_state.get("client_request_id"))
 
 
 async def chat(state: GatewayState, request: Request, ingress: Ingress, body: dict[str, Any], *,
@@ -202,9 +263,11 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         canonical = ingress.parse_request(body, model=model, stream=stream)
         check_reservation_bounds(canonical, ingress.name, body)
         requested_model: str = canonical["model"]
-        is_stream = bool(canonical.get("stream"))
+        is_stream = call.stream = bool(canonical.get("stream"))
         call.route = resolve_route(runtime, call.tenant, requested_model)
-        await call.admit(estimate_chat_tokens(canonical, runtime.config.settings.max_tokens_estimate))
+        prompt_estimate = estimate_prompt_tokens(canonical)
+        await call.admit(prompt_estimate + completion_allowance(canonical, runtime.config.settings.max_tokens_estimate),
+                         prompt_estimate)
         limit_headers = call.limit_headers()
         upstream_request = call.guard_input(runtime, canonical)
         result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
@@ -322,6 +385,8 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=No
         yield encoder.end()
     except BaseException:
         status = 499  # the client went away (nginx's convention)
+        if not call.usage:  # the upstream's usage never came: the reservation is charged
+            call.usage = call.reservation_usage()
         raise
     finally:
         call.finish(status)

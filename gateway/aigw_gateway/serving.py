@@ -7,6 +7,7 @@ The HTTP protocol is uvicorn's httptools one with aigw's head/body limits (http_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -48,6 +49,9 @@ def serve(settings: Settings, *, keep_alive: float) -> int:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
         for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
             stale.unlink()
+        if settings.ledger_url and settings.ledger_writer:  # one stream writer for all the workers
+            lock = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]) / "ledger-writer.lock"
+            settings = dataclasses.replace(settings, ledger_lock_path=str(lock))
         os.environ[SETTINGS_ENV] = settings_to_json(settings)
         if not settings.redis_url:
             log.warning("%d workers without Redis: each worker keeps its own limits", settings.workers)

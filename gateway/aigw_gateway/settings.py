@@ -44,6 +44,11 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     max_connections: int = 2048  # connections + requests in flight per worker; beyond: 503
+    ledger_url: str | None = None  # PostgreSQL of the usage ledger: events are emitted only with it
+    ledger_writer: bool = True  # also run the stream writer in this process (one per process group)
+    ledger_stream_maxlen: int = 1_000_000
+    ledger_retention_days: int = 400
+    ledger_lock_path: str | None = None  # --workers N: the workers elect the one stream writer with it
     extra: dict[str, str] = field(default_factory=dict)
 
     def source_description(self) -> str:
@@ -58,6 +63,10 @@ class Settings:
 
 def redis_url_from_env() -> str | None:
     return os.environ.get("AIGW_REDIS_URL") or None
+
+
+def ledger_url_from_env() -> str | None:
+    return os.environ.get("AIGW_LEDGER_URL") or None
 
 
 def settings_to_json(settings: Settings) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .errors import NotReady
 from .guardrails.registry import PolicyRegistry
+from .ledger import LedgerEmitter
 from .limits import Limiter, MemoryStore, RedisStore
 from .redis_link import RedisLink
 from .routing.executor import Executor
@@ -32,12 +33,16 @@ class GatewayState:
     guardrails: PolicyRegistry = field(default_factory=PolicyRegistry)
     limits_url: str | None = None
     budget_gauges: BudgetGauges = field(default_factory=BudgetGauges)
+    ledger: LedgerEmitter = field(default_factory=LedgerEmitter)
+    ledger_reads: object | None = None  # a LedgerDB for /v1/usage/history, when a ledger URL is set
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
         self.limiter.key_scope = self._key_scope
         if self.guardrails.hash_key == b"":  # the default registry: keyed by the loaded credentials
             self.guardrails = PolicyRegistry(self._pii_hash_key)
+        self.ledger.enabled = bool(self.settings.ledger_url)
+        self.ledger.maxlen = self.settings.ledger_stream_maxlen
 
     def _pii_hash_key(self) -> bytes:
         runtime = self.holder.current

@@ -23,7 +23,7 @@ from aigw_config.render import Verdict, render
 from aigw_config.resources import ConfigError, Resource
 from aigw_config.status import REASON_INVALID, REASON_TOO_LARGE, now_rfc3339
 
-from . import translate, workloads
+from . import ledger_workload, translate, workloads
 from .kube import Kube
 from .settings import DEFAULT_GATEWAY_IMAGE
 from .statuspatch import EventSpec, event_object
@@ -177,6 +177,18 @@ class Reconciler:
             await self.kube.patch_status("AIGateway", meta["namespace"], meta["name"], patch)
             await self._event_if_rejected(gw, condition)
 
+    async def _retire_ledger_writer(self, gw: dict[str, Any], desired_names: set[str]) -> None:
+        """spec.ledger removed: the writer Deployment is scaled to zero (updated, not deleted)."""
+        namespace, name = gw["metadata"]["namespace"], ledger_workload.ledger_name(gw["metadata"]["name"])
+        if name in desired_names:
+            return
+        current = await self.kube.get(workloads.DEPLOYMENT.api_version, workloads.DEPLOYMENT.plural, namespace, name)
+        if current is not None and workloads.owned_by(current, gw):
+            body = ledger_workload.retired(current)
+            if body is not None:
+                await self.kube.replace(workloads.DEPLOYMENT.api_version, workloads.DEPLOYMENT.plural, body)
+                log.info("AIGateway %s/%s: scaled %s to 0 (no spec.ledger)", namespace, gw["metadata"]["name"], name)
+
     async def _apply_workloads(self, gw: dict[str, Any], spec: AIGatewaySpec) -> None:
         """Create or update what runs the pods; remove the optional objects no longer asked for."""
         namespace = gw["metadata"]["namespace"]
@@ -195,6 +207,7 @@ class Reconciler:
             else:
                 await self.kube.replace(kind.api_version, kind.plural, workloads.replace_body(kind, obj, current))
                 log.info("AIGateway %s/%s: updated %s %s", namespace, gw["metadata"]["name"], kind.kind, name)
+        await self._retire_ledger_writer(gw, {obj["metadata"]["name"] for _, obj in desired})
         wanted = {kind for kind, _ in desired}
         for kind in workloads.OPTIONAL_KINDS:
             if kind in wanted:

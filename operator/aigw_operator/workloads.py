@@ -21,6 +21,8 @@ import orjson
 
 from aigw_config.kinds import AIGatewaySpec
 
+from . import ledger_workload
+from .ledger_workload import LedgerOptions
 from .translate import MANAGED_BY, configmap_name, owner_reference, secret_name
 
 GATEWAY_PORT = 8080
@@ -66,6 +68,7 @@ class WorkloadOptions:
     resources: dict[str, Any] = field(default_factory=lambda: DEFAULT_RESOURCES)
     autoscaling: dict[str, Any] | None = None  # {minReplicas, maxReplicas, targetCPUUtilizationPercentage}
     disruption_budget: dict[str, Any] | None = None  # {minAvailable} or {maxUnavailable}
+    ledger: LedgerOptions | None = None  # spec.ledger: the usage ledger's writer and URL
 
     @classmethod
     def from_spec(cls, spec: AIGatewaySpec, default_image: str) -> "WorkloadOptions":
@@ -81,6 +84,7 @@ class WorkloadOptions:
             resources=_camel(getattr(spec, "resources", None)) or DEFAULT_RESOURCES,
             autoscaling=_camel(getattr(spec, "autoscaling", None)),
             disruption_budget=_camel(getattr(spec, "pod_disruption_budget", None)),
+            ledger=LedgerOptions.from_spec(spec),
         )
 
 
@@ -177,6 +181,11 @@ def workload_objects(gateway: dict[str, Any], options: WorkloadOptions) -> list[
     ]
     if options.autoscaling:
         out.append((HPA, _object(HPA, gateway, names.deployment, {"spec": _hpa_spec(names, options.autoscaling)})))
+    if options.ledger is not None and options.redis_secret:  # the writer reads the gateway's Redis stream
+        writer = ledger_workload.ledger_name(gw_name)
+        out.append((SERVICE_ACCOUNT, _object(SERVICE_ACCOUNT, gateway, writer, {"automountServiceAccountToken": False})))
+        out.append((DEPLOYMENT, _object(DEPLOYMENT, gateway, writer, ledger_workload.writer_deployment_spec(
+            gw_name, namespace, options.image, options.ledger, _redis_env(options.redis_secret), _labels(gw_name)))))
     if options.disruption_budget:
         out.append((PDB, _object(PDB, gateway, names.deployment, {"spec": {
             **options.disruption_budget, "selector": {"matchLabels": selector_labels(gw_name)}}})))
@@ -221,8 +230,9 @@ def _pod_spec(gateway: str, namespace: str, names: Names, options: WorkloadOptio
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
     if options.redis_secret:
-        name, key = options.redis_secret
-        env.append({"name": "AIGW_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+        env.append(_redis_env(options.redis_secret))
+    ledger_env, ledger_args = ledger_workload.gateway_pod_additions(options.ledger)
+    env.extend(ledger_env)
     probe = {"httpGet": {"port": PORT_NAME}, "timeoutSeconds": 2}
     return {
         "serviceAccountName": names.service_account,
@@ -245,7 +255,7 @@ def _pod_spec(gateway: str, namespace: str, names: Names, options: WorkloadOptio
             "args": [
                 "serve", "--kube-configmap", configmap_name(gateway), "--kube-secret", secret_name(gateway),
                 "--namespace", namespace, "--host", "0.0.0.0", "--port", str(GATEWAY_PORT),
-                "--graceful-timeout", str(GRACEFUL_SECONDS), "--ops-port", str(OPS_PORT),
+                "--graceful-timeout", str(GRACEFUL_SECONDS), "--ops-port", str(OPS_PORT), *ledger_args,
             ],
             "env": env,
             "ports": [{"name": PORT_NAME, "containerPort": GATEWAY_PORT, "protocol": "TCP"},
@@ -264,6 +274,11 @@ def _pod_spec(gateway: str, namespace: str, names: Names, options: WorkloadOptio
         }],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
+
+
+def _redis_env(secret: tuple[str, str]) -> dict[str, Any]:
+    name, key = secret
+    return {"name": "AIGW_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
 
 
 def _path(probe: dict[str, Any], path: str) -> dict[str, Any]:

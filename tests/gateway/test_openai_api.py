@@ -123,11 +123,23 @@ def test_oversized_body_is_413_declared_or_chunked(gateway):
     _assert_error(r, 413, "invalid_request_error", "request_too_large")
 
 
-def test_request_id_is_accepted_and_returned(gateway):
-    r = httpx.get(gateway.url + "/v1/models", headers={"authorization": f"Bearer {TENANT_KEY}", "x-request-id": "abc-123"})
+def test_request_id_is_the_gateways_and_a_client_id_is_only_echoed(gateway):
+    auth = {"authorization": f"Bearer {TENANT_KEY}"}
+    r = httpx.get(gateway.url + "/v1/models", headers=auth)
+    assert r.status_code == 200 and r.headers["x-request-id"].startswith("req_")
+    assert "x-aigw-request-id" not in r.headers
+    r = httpx.get(gateway.url + "/v1/models", headers={**auth, "x-request-id": "abc-123"})
     assert r.status_code == 200 and r.headers["x-request-id"] == "abc-123"
-    r = httpx.get(gateway.url + "/v1/models", headers={"authorization": f"Bearer {TENANT_KEY}", "x-request-id": "bad id with spaces and /slashes"})
-    assert r.headers["x-request-id"].startswith("req_")
+    own = r.headers["x-aigw-request-id"]
+    assert own.startswith("req_")
+    again = httpx.get(gateway.url + "/v1/models", headers={**auth, "x-request-id": "abc-123"})
+    assert again.headers["x-aigw-request-id"] != own  # a reused client id never reuses the key
+    r = httpx.post(gateway.url + "/v1/chat/completions", headers={**auth, "x-request-id": "abc-124"},
+                   json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 404 and r.headers["x-request-id"] == "abc-124"
+    assert r.json()["error"]["request_id"] == r.headers["x-aigw-request-id"]
+    r = httpx.get(gateway.url + "/v1/models", headers={**auth, "x-request-id": "bad id with spaces and /slashes"})
+    assert r.headers["x-request-id"].startswith("req_") and "x-aigw-request-id" not in r.headers
 
 
 @pytest.mark.parametrize(

@@ -328,3 +328,15 @@ def test_the_default_gateway_passes_the_contract_models(render):
 
     for values_set in ("gateway", "internal-redis", "everything"):
         Resource.from_object(render(values_set).one("AIGateway"), NAMESPACE).parse_spec()
+
+
+def test_the_default_gateway_gets_a_ledger_from_an_existing_secret(helm_bin):
+    from aigw_config.resources import Resource
+
+    plain = template(helm_bin, "--set", "gateway.create=true", *GATEWAY_API).one("AIGateway")
+    assert "ledger" not in plain["spec"]
+    gateway = template(helm_bin, "--set", "gateway.create=true", "--set", "gateway.ledger.existingSecret=ledger-app",
+                       "--set", "gateway.ledger.retentionDays=90", *GATEWAY_API).one("AIGateway")
+    assert gateway["spec"]["ledger"] == {"postgres": {"urlSecretRef": {"name": "ledger-app", "key": "uri"}},
+                                         "retentionDays": 90}
+    Resource.from_object(gateway, NAMESPACE).parse_spec()

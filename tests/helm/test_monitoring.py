@@ -21,6 +21,9 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "aigw_guardrail_actions_total": ("counter", {"policy", "detector", "action"}),
     "aigw_cost_usd_total": ("counter", {"tenant", "route"}),
     "aigw_budget_remaining_usd": ("gauge", {"tenant"}),
+    "aigw_ledger_stream_length": ("gauge", set()),
+    "aigw_ledger_stream_max_length": ("gauge", set()),
+    "aigw_ledger_events_dropped": ("gauge", set()),
     "gen_ai_client_token_usage": ("histogram", {"gen_ai_token_type", *GEN_AI}),
     "gen_ai_client_operation_duration_seconds": ("histogram", GEN_AI),
     "gen_ai_server_time_to_first_token_seconds": ("histogram", GEN_AI),
@@ -78,7 +81,7 @@ def test_the_query_checker_can_fail():
 def test_alerts_query_the_contract_and_name_only_grouped_labels(render):
     rule = render("monitoring").one("PrometheusRule")
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert set(alerts) == {"AIGWHighErrorRatio", "AIGWBudgetExceeded", "AIGWCircuitOpen"}
+    assert set(alerts) == {"AIGWHighErrorRatio", "AIGWBudgetExceeded", "AIGWCircuitOpen", "AIGWLedgerBacklog"}
     for name, alert in alerts.items():
         assert check_query(alert["expr"]) == [], name
         grouped = set().union(*(labels for _, labels in metrics_and_labels(alert["expr"])))

@@ -10,6 +10,7 @@ from aigw_config.config import TenantConfig
 from aigw_config.kinds import Budget, Limits
 from aigw_gateway.errors import LimitsUnavailable
 from aigw_gateway.limits import Limiter, RedisStore
+from aigw_gateway.limits.store import StreamAppend
 from tests.fakes.redis_server import RedisServer
 
 from .monitor import Monitor
@@ -57,6 +58,28 @@ async def test_one_round_trip_per_admission_and_per_settlement(
     assert len(admit_cmds) == 1 and '"evalsha"' in admit_cmds[0].lower(), admit_cmds
     assert len(settle_cmds) == 1 and '"evalsha"' in settle_cmds[0].lower(), settle_cmds
     assert f'"aigw:{{{tenant_name}}}:w:' in admit_cmds[0]
+
+
+async def test_a_usage_event_rides_in_the_settlements_one_round_trip(
+    redis_store: RedisStore, redis_server: RedisServer, monitor: Monitor, tenant_name: str
+):
+    limiter = Limiter(redis_store, fail_mode="closed")
+    t = limited(tenant_name)
+    await limiter.settle(await limiter.admit(t, 10), 5, 5, 0.001)
+    stream = f"aigw:ledger:test:{tenant_name}"
+    admission = await limiter.admit(t, 100)
+    start = monitor.mark()
+    appended = await limiter.settle(admission, 40, 30, 0.002, StreamAppend(stream, 1000, ["request_id", "req_1"]))
+    end = monitor.mark()
+    assert appended
+    settle_cmds = monitor.client_commands_between(start, end)
+    assert len(settle_cmds) == 1 and '"evalsha"' in settle_cmds[0].lower(), settle_cmds
+    entries = redis_server.command("XRANGE", stream, "-", "+")
+    assert len(entries) == 1 and entries[0][1] == [b"request_id", b"req_1"]
+    # Nothing to settle (a tenant without limits): nothing appended, the caller queues the event.
+    unlimited = await limiter.admit(TenantConfig(name=tenant_name + "-free"), 10)
+    assert not await limiter.settle(unlimited, 1, 1, 0.0, StreamAppend(stream, 1000, ["request_id", "req_2"]))
+    assert redis_server.command("XLEN", stream) == 1
 
 
 async def test_tenants_without_limits_cost_no_round_trip(redis_store: RedisStore, monitor: Monitor):

@@ -4,7 +4,7 @@ The public surface: `Limiter` (admit, settle, release, usage, headers), the two 
 (`RedisStore`, `MemoryStore`), token estimation and cost.
 """
 
-from .cost import cost_nano, cost_usd, format_usd
+from .cost import cost_nano, cost_usd, format_usd, usage_cost_nano, usage_counts
 from .estimate import estimate_chat_tokens, estimate_embedding_tokens, estimate_prompt_tokens
 from .limiter import Admission, Limiter
 from .redis_store import RedisStore, limits_client
@@ -27,4 +27,6 @@ __all__ = [
     "format_usd",
     "go_duration",
     "limits_client",
+    "usage_cost_nano",
+    "usage_counts",
 ]

@@ -54,6 +54,7 @@ from .store import (
     Counters,
     Store,
     StoreUnavailable,
+    StreamAppend,
 )
 from .windows import WINDOW_SECONDS, Period, PeriodCache, go_duration, iso_utc, window_start
 
@@ -291,11 +292,14 @@ class Limiter:
 
     # --- settlement ---------------------------------------------------------------------------
 
-    async def settle(self, admission: Admission, prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+    async def settle(self, admission: Admission, prompt_tokens: int, completion_tokens: int, cost_usd: float,
+                     append: StreamAppend | None = None) -> bool:
         """Replace the reservation by the real usage (in the window it was reserved in) and add the
-        cost to the spend of the period it was admitted in. Idempotent; never raises."""
+        cost to the spend of the period it was admitted in. Idempotent; never raises. `append` (the
+        usage ledger's event) is appended in the same store call when the store can; the result
+        says whether it was, so the caller can queue it otherwise."""
         if admission.settled or not admission.limited:
-            return
+            return False
         admission.settled = True
         if admission.slot:
             held = self._held.get(admission.inflight_key)
@@ -307,29 +311,30 @@ class Limiter:
         actual = min(max(int(prompt_tokens), 0) + max(int(completion_tokens), 0), MAX_RESERVATION_TOKENS)
         if time.monotonic() < self._skip_until:
             self._settle_failed("not asked for a moment after repeated failures")
-            return
+            return False
         period = admission.period
         spend_ttl = int(period.end - admission.now) + SPEND_TTL_GRACE if period is not None else 0
         window_ttl = admission.window_start + WINDOW_SECONDS - int(admission.now) + WINDOW_TTL_GRACE
         try:
-            await self.store.settle(
+            appended = await self.store.settle(
                 admission.window_key, admission.spend_key, actual - admission.tokens, not admission.degraded,
                 window_ttl, usd_to_nano(cost_usd), spend_ttl, self.clock(),
-                inflight_key=admission.inflight_key, slot=admission.slot,
+                inflight_key=admission.inflight_key, slot=admission.slot, append=append,
             )  # fmt: skip
         except StoreUnavailable as exc:
             if exc.outage:
                 self._failed()
             self._settle_failed(str(exc))
-            return
+            return False
         except Exception as exc:  # settlement runs after the response: it must never break it
             self._settle_failed(f"{type(exc).__name__}: {exc}")
-            return
+            return False
         self._succeeded()
+        return bool(appended)
 
-    async def release(self, admission: Admission) -> None:
+    async def release(self, admission: Admission, append: StreamAppend | None = None) -> bool:
         """Give the reservation back: the call failed before any usage was reported."""
-        await self.settle(admission, 0, 0, 0.0)
+        return await self.settle(admission, 0, 0, 0.0, append)
 
     async def keep(self, admission: Admission) -> None:
         """Close the admission keeping its reservation as the usage (served, but no usage came).

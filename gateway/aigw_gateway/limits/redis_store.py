@@ -20,13 +20,14 @@ import hashlib
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .store import AdmitRequest, Counters, StoreUnavailable
+from .store import AdmitRequest, Counters, StoreUnavailable, StreamAppend
 
 # KEYS: window, spend, inflight. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0),
 # window_ttl, concurrency (0: none), slot, now, lease_until, lease_ttl.
@@ -56,8 +57,9 @@ if r == 1 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
 return {0, r, t, spend}
 """
 
-# KEYS: window, spend, inflight. ARGV: token_delta, reserved (1/0), window_ttl, spend_nano,
-# spend_ttl (0: none), slot ('': none).
+# KEYS: window, spend, inflight[, ledger stream]. ARGV: token_delta, reserved (1/0), window_ttl,
+# spend_nano, spend_ttl (0: none), slot ('': none)[, stream maxlen, field, value, ...]: the usage
+# event rides in the same call.
 SETTLE_LUA = """
 if ARGV[6] ~= '' then redis.call('ZREM', KEYS[3], ARGV[6]) end
 local delta = tonumber(ARGV[1])
@@ -70,6 +72,9 @@ end
 if tonumber(ARGV[5]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+if #KEYS > 3 then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', unpack(ARGV, 8))
 end
 return 0
 """
@@ -186,13 +191,15 @@ class RedisStore:
         now: float,
         inflight_key: str = "",
         slot: str = "",
-    ) -> None:
-        await self._run(
-            SETTLE_SHA,
-            SETTLE_LUA,
-            (window_key, spend_key, inflight_key or window_key),
-            (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl, slot),
-        )
+        append: StreamAppend | None = None,
+    ) -> bool:
+        keys = (window_key, spend_key, inflight_key or window_key)
+        args: tuple = (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl, slot)
+        if append is None or isinstance(self.client(), RedisCluster):  # the stream is in another slot
+            await self._run(SETTLE_SHA, SETTLE_LUA, keys, args)
+            return False
+        await self._run(SETTLE_SHA, SETTLE_LUA, (*keys, append.key), (*args, append.maxlen, *append.fields))
+        return True
 
     async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
         await self._run(RENEW_SHA, RENEW_LUA, (inflight_key,), (repr(lease_until), lease_ttl, *slots))

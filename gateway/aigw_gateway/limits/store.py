@@ -70,6 +70,15 @@ class Counters:
     inflight: int = 0  # in-flight requests seen (on a concurrency refusal)
 
 
+@dataclass(slots=True)
+class StreamAppend:
+    """An entry a settlement also appends to a stream (the usage ledger's), in the same atomic call."""
+
+    key: str
+    maxlen: int  # approximate bound (XADD MAXLEN ~)
+    fields: list[str]  # field, value, ...
+
+
 class Store(Protocol):
     async def admit(self, req: AdmitRequest) -> Counters: ...
 
@@ -85,13 +94,16 @@ class Store(Protocol):
         now: float,
         inflight_key: str = "",
         slot: str = "",
-    ) -> None:
-        """Add `token_delta` to the window's tokens and `spend_nano` to the spend, and free the
-        concurrency `slot` (if any).
+        append: StreamAppend | None = None,
+    ) -> bool:
+        """Add `token_delta` to the window's tokens and `spend_nano` to the spend, free the
+        concurrency `slot` (if any), and append `append` to its stream (the usage ledger) in the
+        same atomic call; True when the append happened.
 
         With `reserved`, the window is only touched if it still exists (a settlement that
         arrives after its window expired must not resurrect it with a negative count);
         without (a degraded admission reserved nothing), the tokens are counted anyway.
+        Returns whether `append` was appended too (only a Redis store can).
         """
         ...
 
@@ -173,7 +185,8 @@ class MemoryStore:
         now: float,
         inflight_key: str = "",
         slot: str = "",
-    ) -> None:
+        append: StreamAppend | None = None,
+    ) -> bool:
         if slot:
             slots = self._inflight.get(inflight_key)
             if slots is not None:
@@ -190,6 +203,7 @@ class MemoryStore:
             live = self._live(spend_key, now)
             self._spend[spend_key] = (self._spend.get(spend_key, 0) if live else 0) + spend_nano
             self._expiry[spend_key] = now + spend_ttl
+        return False  # no stream here: the caller queues the event in process
 
     async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
         live = self._inflight.get(inflight_key, {})

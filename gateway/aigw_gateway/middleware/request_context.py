@@ -17,10 +17,16 @@ from ..errors import GatewayError, InternalError, render_error
 log = logging.getLogger("aigw.request")
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ID_HEADERS = (b"x-request-id", b"x-aigw-request-id")
 
 
 def request_id_of(scope: Scope) -> str:
     return scope.get("state", {}).get("request_id", "")
+
+
+def client_request_id_of(scope: Scope) -> str | None:
+    """The client's own `x-request-id`, when it sent a well-formed one (echoed, never a key)."""
+    return scope.get("state", {}).get("client_request_id")
 
 
 def error_format_for(path: str) -> str:
@@ -57,17 +63,25 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if incoming and _VALID_ID.match(incoming) else "req_" + uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        rid_header = (b"x-request-id", request_id.encode())
+        # The gateway's own id is the request's key everywhere (logs, error bodies, the usage
+        # ledger's primary key); a client's id is only echoed, so a reused one drops nothing.
+        request_id = "req_" + uuid.uuid4().hex
+        client_id = incoming if incoming and _VALID_ID.match(incoming) else None
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_id
+        if client_id is None:
+            id_headers = [(b"x-request-id", request_id.encode())]
+        else:
+            id_headers = [(b"x-request-id", client_id.encode()), (b"x-aigw-request-id", request_id.encode())]
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
-                headers.append(rid_header)
+                headers = [h for h in message.get("headers", []) if h[0] not in _ID_HEADERS]
+                headers.extend(id_headers)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -79,7 +93,7 @@ class RequestContextMiddleware:
             if started:
                 log.warning("request %s failed after the response started: %s", request_id, err.message)
                 return
-            await send_error(send, err, request_id, error_format_for(scope["path"]))
+            await send_error(send_with_id, err, request_id, error_format_for(scope["path"]))
         except Exception:
             if started:  # already answered (and logged) by the app's own error handler
                 log.debug("request %s: error after the response started", request_id, exc_info=True)
@@ -87,4 +101,4 @@ class RequestContextMiddleware:
             log.exception("request %s failed with an unexpected error", request_id)
             if not started:
                 err = InternalError("internal error; see the gateway log for this request id")
-                await send_error(send, err, request_id, error_format_for(scope["path"]))
+                await send_error(send_with_id, err, request_id, error_format_for(scope["path"]))
