@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from aigw_config.config import TenantConfig
+from aigw_config.config import GatewayIdentity, TenantConfig
 from aigw_config.kinds import Budget
 
 from ..limits import Limiter, RedisStore
@@ -37,7 +37,8 @@ async def check(redis_url: str, postgres_url: str, tenant: str, label: str, name
     period = calendar_period(kind, inside)
     store = RedisStore.from_url(redis_url, op_timeout=5.0)
     try:
-        limiter = Limiter(store, fail_mode="closed", clock=lambda: inside)
+        identity = GatewayIdentity(name=gateway, namespace=namespace)  # the keys carry the gateway's identity
+        limiter = Limiter(store, fail_mode="closed", clock=lambda: inside, key_scope=lambda: identity.key_scope)
         report = await limiter.usage(TenantConfig(name=tenant, budget=Budget(amount=0, period=kind)))
     finally:
         await store.aclose()
