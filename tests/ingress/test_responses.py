@@ -196,3 +196,10 @@ def test_text_after_a_tool_call_is_a_new_message_item_not_dropped():
     assert [(o["type"], o.get("content", [{}])[0].get("text")) for o in final["output"]] == [
         ("message", "before"), ("function_call", None), ("message", "after")]
     assert len({o["id"] for o in final["output"]}) == 3
+
+
+def test_a_refusal_is_a_refusal_part():
+    r = from_chat({"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": None,
+                                                                     "refusal": "I can't help with that."}}]},
+                  "m", "resp_aigw_z", {"model": "m"})
+    assert r["output"][0]["content"] == [{"type": "refusal", "refusal": "I can't help with that."}]
