@@ -194,6 +194,19 @@ def test_retrieve_and_delete(env, backend):
         c.responses.create(model=f"via-{backend}", input="x", previous_response_id=r.id)
 
 
+def test_follow_ups_across_models(env):
+    gw, fakes = env
+    c = client(gw)
+    translated = c.responses.create(model="via-anthropic", input="first on anthropic")
+    native = c.responses.create(model="via-openai", input="next on openai", previous_response_id=translated.id)
+    assert native.output_text == "echo: next on openai"
+    sent = fakes["openai"].last_request.json  # the stored conversation, sent in full to the native target
+    assert "previous_response_id" not in sent and "first on anthropic" in json.dumps(sent["input"])
+    with pytest.raises(openai.BadRequestError) as err:  # the provider that keeps it is not on this route
+        c.responses.create(model="via-gemini", input="x", previous_response_id=native.id)
+    assert err.value.body["param"] == "previous_response_id"
+
+
 def test_untranslatable_field_is_refused_naming_it(env):
     gw, _ = env
     with pytest.raises(openai.BadRequestError) as err:

@@ -183,3 +183,23 @@ def test_usage_round_trip_without_details():
         "input_tokens": 1, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 2,
         "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 3}
     assert usage_of(None) is None and canonical_usage(None) is None
+
+
+def test_text_after_a_tool_call_is_a_new_message_item_not_dropped():
+    enc = ResponsesStreamEncoder("m", "resp_aigw_y", {"model": "m"})
+    data = b"".join(enc.chunk(c) for c in (
+        _chunk({"content": "before"}),
+        _chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}]}),
+        _chunk({"content": "after"}), _chunk(finish="tool_calls"),
+    )) + enc.end()
+    final = _events(data)[-1]["response"]
+    assert [(o["type"], o.get("content", [{}])[0].get("text")) for o in final["output"]] == [
+        ("message", "before"), ("function_call", None), ("message", "after")]
+    assert len({o["id"] for o in final["output"]}) == 3
+
+
+def test_a_refusal_is_a_refusal_part():
+    r = from_chat({"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": None,
+                                                                     "refusal": "I can't help with that."}}]},
+                  "m", "resp_aigw_z", {"model": "m"})
+    assert r["output"][0]["content"] == [{"type": "refusal", "refusal": "I can't help with that."}]

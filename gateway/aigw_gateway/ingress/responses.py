@@ -298,6 +298,9 @@ def from_chat(response: dict[str, Any], model: str, response_id: str, body: dict
         content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
     if content:
         output.append(message_item(f"msg_{response_id[5:]}", content))
+    elif isinstance(message.get("refusal"), str) and message["refusal"]:
+        output.append({"type": "message", "id": f"msg_{response_id[5:]}", "status": "completed", "role": "assistant",
+                       "content": [{"type": "refusal", "refusal": message["refusal"]}]})
     for i, call in enumerate(message.get("tool_calls") or ()):
         function = call.get("function") or {}
         output.append(function_item(f"fc_{response_id[5:]}_{i}", call.get("id") or f"call_{i}",

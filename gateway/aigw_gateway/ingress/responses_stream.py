@@ -47,10 +47,11 @@ class ResponsesStreamEncoder:
         self.seq = 0
         self.started = False
         self.ended = False
-        self.text_id: str | None = None
+        self.text_id: str | None = None  # the open text item
         self.text_index = -1
         self.text = ""
         self.text_closed = False
+        self.done_texts: list[tuple[int, dict[str, Any]]] = []  # text items closed by a later tool call
         self.calls: dict[int, _Call] = {}
         self.items = 0
         self.finish_reason: str | None = None
@@ -73,8 +74,9 @@ class ResponsesStreamEncoder:
                 + self._emit("response.in_progress", {"response": snapshot}))
 
     def _open_text(self) -> bytes:
-        self.text_id = f"msg_{self.id[5:]}"
+        self.text_id = f"msg_{self.id[5:]}" + (f"_{self.items}" if self.items else "")
         self.text_index = self.items
+        self.text, self.text_closed = "", False
         self.items += 1
         return (self._emit("response.output_item.added", {"output_index": self.text_index,
                                                             "item": {**message_item(self.text_id, "", "in_progress"),
@@ -89,6 +91,7 @@ class ResponsesStreamEncoder:
         self.text_closed = True
         where = {"item_id": self.text_id, "output_index": self.text_index, "content_index": 0}
         item = message_item(self.text_id, self.text)
+        self.done_texts.append((self.text_index, item))
         return (self._emit("response.output_text.done", {**where, "text": self.text, "logprobs": []})
                 + self._emit("response.content_part.done", {**where, "part": item["content"][0]})
                 + self._emit("response.output_item.done", {"output_index": self.text_index, "item": item}))
@@ -122,13 +125,12 @@ class ResponsesStreamEncoder:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
-                if self.text_id is None:
+                if self.text_id is None or self.text_closed:  # text after a tool call: a new item
                     out += self._open_text()
-                if not self.text_closed:
-                    self.text += content
-                    out += self._emit("response.output_text.delta", {
-                        "item_id": self.text_id, "output_index": self.text_index, "content_index": 0,
-                        "delta": content, "logprobs": []})
+                self.text += content
+                out += self._emit("response.output_text.delta", {
+                    "item_id": self.text_id, "output_index": self.text_index, "content_index": 0,
+                    "delta": content, "logprobs": []})
             for tool_delta in delta.get("tool_calls") or ():
                 out += self._tool_delta(tool_delta)
             if choice.get("finish_reason"):
@@ -138,8 +140,8 @@ class ResponsesStreamEncoder:
         return out
 
     def output(self) -> list[dict[str, Any]]:
-        items: list[tuple[int, dict[str, Any]]] = []
-        if self.text_id is not None:
+        items: list[tuple[int, dict[str, Any]]] = list(self.done_texts)
+        if self.text_id is not None and not self.text_closed:
             items.append((self.text_index, message_item(self.text_id, self.text)))
         for call in self.calls.values():
             items.append((call.index, function_item(call.item_id, call.call_id, call.name, call.arguments or "{}")))

@@ -56,10 +56,15 @@ def _pin(route: RouteConfig, credential: str, previous: str) -> RouteConfig:
 
 def _view(runtime: Runtime, tenant: TenantConfig, credential: str, model: str, previous: Any):
     """The client's view of a native response object: sealed id, the model it asked for."""
+    sealed: dict[str, str] = {}  # a stream names its response in several events: sealed once
+
     def view(response: dict[str, Any]) -> dict[str, Any]:
         out = {**response, "model": model}
-        if isinstance(response.get("id"), str):
-            out["id"] = ids.seal(runtime, tenant, ids.NativeRef(credential, response["id"], model))
+        upstream_id = response.get("id")
+        if isinstance(upstream_id, str):
+            if upstream_id not in sealed:
+                sealed[upstream_id] = ids.seal(runtime, tenant, ids.NativeRef(credential, upstream_id, model))
+            out["id"] = sealed[upstream_id]
         if "previous_response_id" in response:
             out["previous_response_id"] = previous
         return out
@@ -109,10 +114,10 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
         if state.guardrails.for_request(runtime.config, route.guardrail_policy, tenant.guardrail_policy) is not None:
             view, unview = request_view(native_body)
             native_body = unview(call.guard_input(runtime, view))
-        try:
+        try:  # translated only when a target needs it
             canonical: dict[str, Any] | None = (
                 to_chat({k: v for k, v in native_body.items() if k != "previous_response_id"})
-                if pinned is None else None)
+                if pinned is None and len(speaks) < len(route.targets) else None)
         except InvalidRequest:
             if not speaks:
                 raise
@@ -128,8 +133,9 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
         if isinstance(result, Completed):
             if is_native:
                 call.usage = canonical_usage(result.response.get("usage"))
-                completion, uncompletion = response_view(result.response)
-                result.response = uncompletion(call.guard_output(completion))
+                if call.guard is not None:
+                    completion, uncompletion = response_view(result.response)
+                    result.response = uncompletion(call.guard_output(completion))
             else:
                 call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
                 result.response = call.guard_output(result.response)
