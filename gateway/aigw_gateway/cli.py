@@ -11,11 +11,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .extras import missing_extra
 from .logs import configure_logging
 from .settings import SETTINGS_ENV, KubeTarget, Settings, redis_url_from_env, settings_to_json
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if problem := missing_extra("serve", "gateway"):
+        print(problem, file=sys.stderr)
+        return 2
     import uvicorn
 
     sources = sum(bool(x) for x in (args.files, args.config_dir, args.kube_configmap))
@@ -112,6 +116,9 @@ def _render(args: argparse.Namespace) -> int:
 
 def _operator(rest: list[str]) -> int:
     # Imported by name, and only here: the gateway's serving code never loads kopf.
+    if problem := missing_extra("operator", "operator"):
+        print(problem, file=sys.stderr)
+        return 2
     return importlib.import_module("aigw_operator.cli").main(rest)
 
 
