@@ -24,6 +24,7 @@ from .handlers import aigateway, content, secrets, workloads  # noqa: F401  (reg
 from .kube import Kube
 from .kubeclient import KubeClient
 from .reconciler import Reconciler
+from .scope import exact_namespaces
 from .settings import OperatorConfig
 
 
@@ -36,6 +37,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     settings.persistence.finalizer = "aigw.dev/finalizer"
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_server_timeout + 60
+    if namespaces := exact_namespaces():  # no cluster-wide Namespace/CRD scans (see scope.py)
+        settings.scanning.disabled = True
+        logger.info("serving the namespaces %s only", ", ".join(namespaces))
     if not settings.peering.standalone:
         if settings.peering.priority == 0:  # not chosen with `kopf run --priority`
             settings.peering.priority = config.peering_priority

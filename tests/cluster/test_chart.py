@@ -118,3 +118,30 @@ def test_install_examples_accepted_upgrade_gc_uninstall(cluster: Cluster, instal
     assert release_objects(cluster, installed) == []
     kept = {c["metadata"]["name"] for c in cluster.get_json("crd")["items"] if c["spec"]["group"] == "aigw.dev"}
     assert len(kept) == 5
+
+
+def test_namespaced_mode_runs_without_a_403(cluster: Cluster, crds: list[str], new_namespace, tmp_path: Path):
+    """watchNamespaces: a Role per watched namespace and no cluster-wide reads; the operator must
+    not ask for more (kopf lists namespaces cluster-wide unless it is given plain names)."""
+    team_a, team_b, elsewhere = new_namespace(), new_namespace(), new_namespace()
+    release, home = "aigw-ns", new_namespace()
+    install(cluster, release, home, "--set", "crds.enabled=false", "--set", "aggregateClusterRoles=false",
+            "--set-json", f'operator.watchNamespaces=["{team_a}","{team_b}"]')
+    operator = chart_operator(cluster, release, home, tmp_path)
+    try:
+        docs = examples()
+        expected = sum(1 for d in docs if d["apiVersion"] == AIGW)
+        for namespace in (team_a, team_b, elsewhere):
+            cluster.apply(docs, namespace=namespace)
+        for namespace in (team_a, team_b):
+            wait_for(lambda: all_accepted(cluster, namespace, expected), timeout=60,
+                     what=f"{expected} aigw objects Accepted in {namespace}")
+        # the operator stays out of namespaces it does not watch
+        assert not any(condition(o, "Accepted") for o in aigw_objects(cluster, elsewhere))
+        assert not cluster.exists("configmap/aigw-config", "-n", elsewhere)
+        assert operator.alive(), operator.log()[-3000:]
+    finally:
+        operator.stop()
+        helm(cluster, "uninstall", release, "-n", home, "--ignore-not-found", check=False)
+    log = operator.log_path.read_text(errors="replace")
+    assert not forbidden_lines(log), "\n".join(forbidden_lines(log)[:20])
