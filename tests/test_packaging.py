@@ -52,12 +52,15 @@ GUARD = textwrap.dedent('''
 ''')
 
 
-def _aigw(args: list[str], *, forbidden: tuple[str, ...] = (), uninstalled: tuple[str, ...] = (),
-          **popen: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIGW_TEST_FORBIDDEN": ",".join(forbidden),
+def aigw_guarded(args: list[str], *, forbidden: tuple[str, ...] = (), uninstalled: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[str]:
+    """`aigw ARGS` in a subprocess that exits 97 at the first import of a `forbidden` package."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": PYTHONPATH, "AIGW_TEST_FORBIDDEN": ",".join(forbidden),
            "AIGW_TEST_UNINSTALLED": ",".join(uninstalled)}
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-c", GUARD, *args], env=env, cwd=str(ROOT), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload]
+                            **popen)  # type: ignore[call-overload]
 
 
 def _static_imports(package: Path) -> set[str]:
@@ -96,7 +99,7 @@ def test_every_gateway_module_imports_without_kopf_or_kubernetes():
 
 def test_aigw_serve_never_imports_kopf_or_kubernetes(tmp_path: Path):
     port = free_port()
-    proc = _aigw(["serve", "-f", str(ROOT / "examples" / "quickstart"), "--port", str(port)],
+    proc = aigw_guarded(["serve", "-f", str(ROOT / "examples" / "quickstart"), "--port", str(port)],
                  forbidden=(*OPERATOR_ONLY, "aigw_operator"))
     try:
         deadline = time.monotonic() + 30
@@ -115,17 +118,17 @@ def test_aigw_serve_never_imports_kopf_or_kubernetes(tmp_path: Path):
 
 def test_the_bare_package_renders_and_names_the_missing_extra(tmp_path: Path):
     bare = (*GATEWAY_ONLY, *OPERATOR_ONLY)
-    out = _aigw(["render", "-f", str(ROOT / "examples" / "quickstart"), "-o", str(tmp_path / "out")], forbidden=bare)
+    out = aigw_guarded(["render", "-f", str(ROOT / "examples" / "quickstart"), "-o", str(tmp_path / "out")], forbidden=bare)
     _, stderr = out.communicate(timeout=60)
     assert out.returncode in (0, 1) and "FORBIDDEN IMPORT" not in stderr, stderr
     assert (tmp_path / "out" / "config.json").exists()
 
-    serve = _aigw(["serve", "-f", "x.yaml"], uninstalled=bare)
+    serve = aigw_guarded(["serve", "-f", "x.yaml"], uninstalled=bare)
     _, stderr = serve.communicate(timeout=60)
     assert serve.returncode == 2
     assert "pip install 'aigw[gateway]'" in stderr, stderr
 
-    operator = _aigw(["operator"], uninstalled=OPERATOR_ONLY)
+    operator = aigw_guarded(["operator"], uninstalled=OPERATOR_ONLY)
     _, stderr = operator.communicate(timeout=60)
     assert operator.returncode == 2
     assert "pip install 'aigw[operator]'" in stderr, stderr

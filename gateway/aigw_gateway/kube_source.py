@@ -33,8 +33,10 @@ class _Watched:
 
 
 class KubeSource:
-    def __init__(self, target: KubeTarget, holder: RuntimeHolder, api: KubeWatch | None = None) -> None:
+    def __init__(self, target: KubeTarget, holder: RuntimeHolder, api: KubeWatch | None = None,
+                 watch_timeout: int = 300) -> None:
         self.target = target
+        self.watch_timeout = watch_timeout  # seconds; the server ends each watch after this
         self.holder = holder
         self.api = api
         self.configmap = _Watched("configmaps", target.configmap, CONFIG_KEY)

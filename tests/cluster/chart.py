@@ -56,3 +56,25 @@ def chart_operator(cluster: Cluster, release: str, namespace: str, workdir: Path
 
 def forbidden_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if FORBIDDEN.search(line)]
+
+
+def gateway_like_its_pod(cluster: Cluster, namespace: str, gateway: str, workdir: Path):
+    """`aigw serve` with the args of the operator's gateway Deployment, as the gateway's
+    ServiceAccount (TokenRequest token), on a free loopback port, under an import guard that
+    stops the process at any import of kopf, kubernetes or aigw_operator. Returns (process, url)."""
+    from tests.gateway.harness import free_port
+    from tests.test_packaging import OPERATOR_ONLY, aigw_guarded
+
+    pod = cluster.get_json(f"deployment/{gateway}", "-n", namespace)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = list(container["args"])
+    port = free_port()
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = str(port)
+    token = cluster.token(pod["serviceAccountName"], namespace)
+    kubeconfig = cluster.token_kubeconfig(token, workdir, namespace, name=f"{gateway}-gateway")
+    log = open(workdir / f"{gateway}-gateway.log", "w")
+    proc = aigw_guarded(args, forbidden=(*OPERATOR_ONLY, "aigw_operator"),
+                        env={"KUBECONFIG": str(kubeconfig), "POD_NAME": f"{gateway}-test"},
+                        stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}", workdir / f"{gateway}-gateway.log"

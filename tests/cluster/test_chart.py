@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
-from .chart import chart_operator, forbidden_lines, helm, install, operator_deployment
+from .chart import chart_operator, forbidden_lines, gateway_like_its_pod, helm, install, operator_deployment
 from .conftest import HELM_NAMESPACE, HELM_RELEASE
 from .support import ROOT, Cluster, wait_for
 
@@ -88,6 +89,32 @@ def test_install_examples_accepted_upgrade_gc_uninstall(cluster: Cluster, instal
         assert {r["model"] for r in config["routes"]} >= {"llama-3.1-8b"}
         gateway = cluster.get_json(f"aigateway/{gw_name}", "-n", app)
         assert gateway["status"].get("observedGeneration") == gateway["metadata"]["generation"]
+
+        # --- a gateway process loads that config through the API, as the gateway's ServiceAccount --
+        proc, url, log_path = gateway_like_its_pod(cluster, app, gw_name, tmp_path)
+        try:
+            def ready() -> dict | None:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    r = httpx.get(url + "/readyz", timeout=1)
+                except httpx.HTTPError:
+                    return None
+                return r.json() if r.status_code == 200 else None
+
+            readyz = wait_for(ready, timeout=30, what="the gateway ready with the rendered config")
+            assert readyz["generation"] == config["generation"], readyz
+            # a change reaches the running gateway through its watch
+            cluster.kubectl("patch", "modelroute", "llama-3-1-8b", "-n", app, "--type=merge",
+                            "-p", '{"spec": {"aliases": ["llama-small"]}}')
+            wait_for(lambda: (ready() or {}).get("generation", 0) > readyz["generation"], timeout=30,
+                     what="the gateway serving the next generation")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+        gateway_log = log_path.read_text()
+        assert proc.returncode != 97 and "FORBIDDEN IMPORT" not in gateway_log, gateway_log
+        assert not forbidden_lines(gateway_log), gateway_log
+        assert "failed" not in gateway_log, gateway_log
 
         # --- helm upgrade changes the operator's Deployment ------------------------------------
         helm(cluster, "upgrade", installed, str(ROOT / "helm" / "aigw"), "-n", HELM_NAMESPACE, "--reuse-values",
