@@ -144,10 +144,13 @@ class Cluster:
         return out.returncode == 0 and bool(out.stdout.strip())
 
     # --- identities ----------------------------------------------------------------------------
-    def token(self, service_account: str, namespace: str, seconds: int = 3600) -> str:
-        """A TokenRequest token of a ServiceAccount (what a pod's projected volume holds)."""
-        return self.kubectl("create", "token", service_account, "-n", namespace,
-                            f"--duration={seconds}s").stdout.strip()
+    def token(self, service_account: str, namespace: str, seconds: int = 3600, bound_secret: str | None = None) -> str:
+        """A TokenRequest token of a ServiceAccount (what a pod's projected volume holds). With
+        bound_secret, the token dies with that Secret: how a test revokes one token of several
+        (TokenRequest's shortest lifetime is 10 minutes, too long to wait for an expiry)."""
+        bound = ["--bound-object-kind=Secret", f"--bound-object-name={bound_secret}"] if bound_secret else []
+        return self.kubectl("create", "token", service_account, "-n", namespace, f"--duration={seconds}s",
+                            *bound).stdout.strip()
 
     def token_kubeconfig(self, token: str, directory: Path, namespace: str = "default", name: str = "sa") -> Path:
         """A kubeconfig that authenticates with nothing but this bearer token."""
