@@ -139,6 +139,7 @@ def test_install_examples_accepted_upgrade_gc_uninstall(cluster: Cluster, instal
         operator.stop()
     log = operator.log_path.read_text(errors="replace")
     assert not forbidden_lines(log), "\n".join(forbidden_lines(log)[:20])
+    assert "Activity 'login' succeeded" in log  # kopf logged in through the official client
 
     # --- helm uninstall: the CRDs stay, the rest of the release goes ---------------------------
     helm(cluster, "uninstall", installed, "-n", HELM_NAMESPACE, "--wait")
