@@ -5,8 +5,8 @@ service account, with the projected token re-read as it rotates, or a kubeconfig
 authentication methods (client certificate, token, exec plugins such as `aws eks get-token` or
 `gke-gcloud-auth-plugin`, OIDC), with the client's token refresh.
 
-Objects travel as plain JSON dicts (`_preload_content=False`), never as the client's models: the
-operator reads and writes custom resources and keeps unknown fields. The client is synchronous;
+Objects travel as plain JSON dicts, never as the client's models: the operator reads and writes
+custom resources and keeps unknown fields. The client is synchronous;
 every call runs in a worker thread (`asyncio.to_thread`), so the event loop never blocks on the API.
 Its errors are mapped once, here, into `KubeError` with the HTTP status.
 """
@@ -28,11 +28,6 @@ log = logging.getLogger("aigw.operator.kube")
 # (connect, read) seconds of one API request; list and write calls only (the operator's watches
 # are kopf's).
 REQUEST_TIMEOUT = (10.0, 30.0)
-
-# Core-group (`v1`) plurals the operator touches -> the CoreV1Api method suffix.
-_CORE = {"secrets": "secret", "configmaps": "config_map", "services": "service", "events": "event",
-         "serviceaccounts": "service_account", "pods": "pod"}
-
 
 class KubeError(Exception):
     """A failed API call: the HTTP status (0 when the server was not reached), reason and message."""
@@ -76,44 +71,53 @@ def load_configuration() -> k8s.Configuration:
     return configuration
 
 
-def _split(api_version: str) -> tuple[str, str]:
-    group, _, version = api_version.rpartition("/")
-    return group, version
+def resource_path(api_version: str, plural: str, namespace: str, name: str | None = None,
+                  subresource: str | None = None) -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{base}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "") + \
+        (f"/{subresource}" if subresource else "")
 
 
 class KubeClient:
-    """Namespaced CRUD on any kind by apiVersion and plural, as dicts, off the event loop."""
+    """Namespaced CRUD on any kind by apiVersion and plural, as dicts, off the event loop.
+
+    Requests go through the client's ApiClient (its authentication, TLS, token refresh and
+    connection pool) by path, not through its generated per-kind API classes: those would turn
+    every object into a model and back, and importing them costs seconds at start-up."""
 
     def __init__(self, configuration: k8s.Configuration | None = None) -> None:
         self.api_client = k8s.ApiClient(configuration or load_configuration())
-        self.core = k8s.CoreV1Api(self.api_client)
-        self.custom = k8s.CustomObjectsApi(self.api_client)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.api_client.close)
 
-    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            try:
-                resp = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-            except ApiException as exc:
-                raise _mapped(exc) from None
-            except Urllib3Error as exc:  # connection refused, TLS, timeout: the server was not reached
-                raise KubeError(0, type(exc).__name__, str(exc)) from None
-            data = resp.data
-            return json.loads(data) if data else {}
+    async def request(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
+                      content_type: str = "application/json") -> dict[str, Any]:
+        return await asyncio.to_thread(self._request, method, path, query, body, content_type)
 
-        return await asyncio.to_thread(call)
-
-    def _core(self, verb: str, plural: str) -> Any:
-        return getattr(self.core, f"{verb}_namespaced_{_CORE[plural]}")
+    def _request(self, method: str, path: str, query: dict[str, str] | None, body: Any,
+                 content_type: str) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            serialized = self.api_client.param_serialize(
+                method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
+                auth_settings=["BearerToken"])
+            resp = self.api_client.call_api(*serialized, _request_timeout=REQUEST_TIMEOUT)
+            data = resp.read()
+        except ApiException as exc:
+            raise _mapped(exc) from None
+        except Urllib3Error as exc:  # connection refused, TLS, timeout: the server was not reached
+            raise KubeError(0, type(exc).__name__, str(exc)) from None
+        if not 200 <= resp.status <= 299:
+            raise _mapped(ApiException(status=resp.status, reason=resp.reason,
+                                       body=data.decode("utf-8", "replace") if data else ""))
+        return json.loads(data) if data else {}
 
     async def get(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            if api_version == "v1":
-                return await self._call(self._core("read", plural), name, namespace)
-            group, version = _split(api_version)
-            return await self._call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
+            return await self.request("GET", resource_path(api_version, plural, namespace, name))
         except KubeError as exc:
             if exc.not_found:
                 return None
@@ -121,37 +125,20 @@ class KubeClient:
 
     async def list(self, api_version: str, plural: str, namespace: str, *, label_selector: str | None = None,
                    field_selector: str | None = None) -> dict[str, Any]:
-        selectors = {k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v}
-        if api_version == "v1":
-            return await self._call(self._core("list", plural), namespace, **selectors)
-        group, version = _split(api_version)
-        return await self._call(self.custom.list_namespaced_custom_object, group, version, namespace, plural,
-                                **selectors)
+        query = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        return await self.request("GET", resource_path(api_version, plural, namespace), query=query)
 
     async def create(self, api_version: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
-        namespace = obj["metadata"]["namespace"]
-        if api_version == "v1":
-            return await self._call(self._core("create", plural), namespace, obj)
-        group, version = _split(api_version)
-        return await self._call(self.custom.create_namespaced_custom_object, group, version, namespace, plural, obj)
+        return await self.request("POST", resource_path(api_version, plural, obj["metadata"]["namespace"]), body=obj)
 
     async def replace(self, api_version: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
-        if api_version == "v1":
-            return await self._call(self._core("replace", plural), meta["name"], meta["namespace"], obj)
-        group, version = _split(api_version)
-        return await self._call(self.custom.replace_namespaced_custom_object, group, version, meta["namespace"],
-                                plural, meta["name"], obj)
+        return await self.request("PUT", resource_path(api_version, plural, meta["namespace"], meta["name"]), body=obj)
 
     async def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
-        if api_version == "v1":
-            await self._call(self._core("delete", plural), name, namespace)
-            return
-        group, version = _split(api_version)
-        await self._call(self.custom.delete_namespaced_custom_object, group, version, namespace, plural, name)
+        await self.request("DELETE", resource_path(api_version, plural, namespace, name))
 
     async def merge_patch_status(self, api_version: str, plural: str, namespace: str, name: str,
                                  patch: dict[str, Any]) -> dict[str, Any]:
-        group, version = _split(api_version)
-        return await self._call(self.custom.patch_namespaced_custom_object_status, group, version, namespace, plural,
-                                name, patch, _content_type="application/merge-patch+json")
+        return await self.request("PATCH", resource_path(api_version, plural, namespace, name, "status"), body=patch,
+                                  content_type="application/merge-patch+json")
