@@ -6,9 +6,9 @@ authentication methods (client certificate, token, exec plugins such as `aws eks
 `gke-gcloud-auth-plugin`, OIDC), with the client's token refresh.
 
 Objects travel as plain JSON dicts, never as the client's models: the operator reads and writes
-custom resources and keeps unknown fields. The client is synchronous;
-every call runs in a worker thread (`asyncio.to_thread`), so the event loop never blocks on the API.
-Its errors are mapped once, here, into `KubeError` with the HTTP status.
+custom resources and keeps unknown fields. The client is synchronous; every call runs in a worker
+thread (`asyncio.to_thread`), so the event loop never blocks on the API. Its errors are mapped
+once, here, into `KubeError` with the HTTP status.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ log = logging.getLogger("aigw.operator.kube")
 # (connect, read) seconds of one API request; list and write calls only (the operator's watches
 # are kopf's).
 REQUEST_TIMEOUT = (10.0, 30.0)
+
 
 class KubeError(Exception):
     """A failed API call: the HTTP status (0 when the server was not reached), reason and message."""
