@@ -99,7 +99,7 @@ KINDS: dict[str, KindInfo] = {
             "ProviderCredential",
             "providercredentials",
             "providercredential",
-            ("pc",),
+            ("pcred",),
             "An LLM provider account: API family, endpoint and a reference to its API key.",
             (
                 {"name": "Provider", "type": "string", "jsonPath": ".spec.provider"},

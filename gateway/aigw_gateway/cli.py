@@ -12,11 +12,15 @@ import socket
 import sys
 from pathlib import Path
 
+from .extras import missing_extra
 from .logs import configure_logging
 from .settings import KubeTarget, Settings, ledger_url_from_env, redis_url_from_env
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if problem := missing_extra("serve", "gateway"):
+        print(problem, file=sys.stderr)
+        return 2
     sources = sum(bool(x) for x in (args.files, args.config_dir, args.kube_configmap))
     if sources != 1:
         print("aigw serve: give exactly one of -f FILE..., --config-dir DIR or --kube-configmap NAME", file=sys.stderr)
@@ -118,6 +122,9 @@ def _kept_pii_key(cred_path: Path) -> str:
 
 def _operator(rest: list[str]) -> int:
     # Imported by name, and only here: the gateway's serving code never loads kopf.
+    if problem := missing_extra("operator", "operator"):
+        print(problem, file=sys.stderr)
+        return 2
     return importlib.import_module("aigw_operator.cli").main(rest)
 
 

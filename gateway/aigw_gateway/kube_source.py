@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, load_config, load_credentials
 from aigw_config.packing import configmap_entries, secret_entries, unpack
 
-from .kubeapi import KubeAPI, KubeError, load_connection, resource_path
+from .kube_watch import KubeError, KubeWatch, load_connection, resource_path
 from .runtime import RuntimeHolder
 from .settings import KubeTarget
 
@@ -33,8 +33,10 @@ class _Watched:
 
 
 class KubeSource:
-    def __init__(self, target: KubeTarget, holder: RuntimeHolder, api: KubeAPI | None = None) -> None:
+    def __init__(self, target: KubeTarget, holder: RuntimeHolder, api: KubeWatch | None = None,
+                 watch_timeout: int = 300) -> None:
         self.target = target
+        self.watch_timeout = watch_timeout  # seconds; the server ends each watch after this
         self.holder = holder
         self.api = api
         self.configmap = _Watched("configmaps", target.configmap, CONFIG_KEY)
@@ -42,31 +44,37 @@ class KubeSource:
 
     async def run(self) -> None:
         if self.api is None:
-            self.api = KubeAPI(load_connection())
+            self.api = KubeWatch(load_connection())
         try:
             await asyncio.gather(self._follow(self.configmap), self._follow(self.secret))
         finally:
             await self.api.close()
 
     async def _follow(self, watched: _Watched) -> None:
+        """List, then watch from the list's resourceVersion; when a watch ends, watch again from the
+        last resourceVersion seen (bookmarks included); list again only after a 410 or an error."""
         path = resource_path("v1", watched.plural, self.target.namespace)
         selector = f"metadata.name={watched.name}"
         backoff = 0.5
+        rv = ""
         while True:
             try:
-                listing = await self.api.list(path, fieldSelector=selector)
-                items = listing.get("items") or []
-                self._update(watched, items[0] if items else None)
-                rv = listing["metadata"]["resourceVersion"]
-                async for kind, obj in self.api.watch(path, rv, fieldSelector=selector):
-                    if kind == "BOOKMARK":
-                        continue
-                    self._update(watched, None if kind == "DELETED" else obj)
+                if not rv:
+                    listing = await self.api.list(path, fieldSelector=selector)
+                    items = listing.get("items") or []
+                    self._update(watched, items[0] if items else None)
+                    rv = listing["metadata"]["resourceVersion"]
+                async for kind, obj in self.api.watch(path, rv, timeout_seconds=self.watch_timeout,
+                                                      fieldSelector=selector):
+                    rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                    if kind != "BOOKMARK":
+                        self._update(watched, None if kind == "DELETED" else obj)
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except (KubeError, OSError, ValueError, Exception) as exc:  # keep serving; retry with backoff
-                if not (isinstance(exc, KubeError) and exc.status == 410):
+            except Exception as exc:  # keep serving the last config; list again, with backoff
+                rv = ""
+                if not (isinstance(exc, KubeError) and exc.gone):
                     log.warning("watch of %s %s failed (%s); retrying in %.1fs", watched.plural, watched.name, exc, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)

@@ -5,7 +5,7 @@ request (about 365 req/s per core in a bare proxy); the `httpx-aiohttp` transpor
 API at about 2,100; raw aiohttp about twice that again. In aigw's own profile, httpx's request
 building, header and cookie models took about a quarter of a request's CPU. So the hot path
 speaks aiohttp directly through this small wrapper; httpx stays the API of the Kubernetes client
-(kubeapi.py) and of the tests, where convenience beats microseconds.
+(kube_watch.py) and of the tests, where convenience beats microseconds.
 
 The session is shared by every config generation: a swap does not drop pooled connections or
 requests in flight. URLs are sent exactly as the adapter built them (`encoded=True`): AWS SigV4

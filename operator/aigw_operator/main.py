@@ -17,25 +17,29 @@ from typing import Any
 
 import kopf
 
-from aigw_gateway.kubeapi import KubeAPI, load_connection
-
+from . import login  # noqa: F401  (kopf logs in through the official client)
 from .aggregator import Aggregator
 from .collector import ReportCollector
 from .handlers import aigateway, content, secrets, workloads  # noqa: F401  (registers the handlers)
 from .kube import Kube
+from .kubeclient import KubeClient
 from .reconciler import Reconciler
+from .scope import exact_namespaces
 from .settings import OperatorConfig
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     config = OperatorConfig.from_env()
-    for noisy in ("httpx", "httpcore"):  # a line per API and report request, even at kopf's --verbose
+    for noisy in ("httpx", "httpcore", "urllib3", "kubernetes"):  # a line per request, even at --verbose
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = "aigw.dev/finalizer"
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_server_timeout + 60
+    if namespaces := exact_namespaces():  # no cluster-wide Namespace/CRD scans (see scope.py)
+        settings.scanning.disabled = True
+        logger.info("serving the namespaces %s only", ", ".join(namespaces))
     if not settings.peering.standalone:
         if settings.peering.priority == 0:  # not chosen with `kopf run --priority`
             settings.peering.priority = config.peering_priority
@@ -43,7 +47,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         logger.info("peering %r with priority %d", settings.peering.name, settings.peering.priority)
     identity = os.environ.get("POD_ID") or socket.gethostname()
     memo.config = config
-    memo.api = KubeAPI(load_connection())
+    memo.api = KubeClient()
     kube = Kube(memo.api)
     memo.reconciler = Reconciler(kube, debounce=config.debounce_seconds, gateway_image=config.gateway_image,
                                  identity=identity)

@@ -25,7 +25,7 @@ from aigw_config.packing import (
     unpack,
 )
 from aigw_gateway.kube_source import KubeSource
-from aigw_gateway.kubeapi import Connection, KubeAPI
+from aigw_gateway.kube_watch import Connection, KubeWatch
 from aigw_gateway.runtime import RuntimeHolder
 from aigw_gateway.settings import KubeTarget
 from tests.kube.fixtures import post_object
@@ -102,7 +102,7 @@ async def test_the_gateway_reads_packed_objects_through_the_api_and_refuses_corr
                                     "data": secret_data(pack("credentials.json", credentials.to_json()))})
     holder = RuntimeHolder()
     source = KubeSource(KubeTarget("default", "gw-config", "gw-credentials"), holder,
-                        KubeAPI(Connection(server=kube_emulator.url)))
+                        KubeWatch(Connection(server=kube_emulator.url)))
     task = asyncio.create_task(source.run())
     try:
         for _ in range(200):

@@ -258,7 +258,7 @@ def test_notes_tell_how_to_reach_the_gateway_and_read_status(helm_bin, tmp_path)
     notes = _notes(helm_bin, tmp_path, "--set", "gateway.create=true", *GATEWAY_API)
     assert "kubectl -n aigw-system port-forward service/aigw 8080:8080" in notes
     assert 'base_url="http://127.0.0.1:8080/v1"' in notes
-    assert "kubectl get aigw,mr,pc,tq,gp -A" in notes
+    assert "kubectl get aigw,mr,pcred,tq,gp -A" in notes
     assert "kubectl -n aigw-system rollout status deployment/aigw-operator" in notes
 
 
@@ -280,7 +280,7 @@ def test_notes_describe_ha_and_say_when_the_peering_object_waits_for_its_crd(hel
 def test_without_a_default_gateway_notes_point_to_the_examples(helm_bin, tmp_path):
     notes = _notes(helm_bin, tmp_path)
     assert "kubectl apply -n ai -f manifests/examples/" in notes
-    assert "kubectl get aigw,mr,pc,tq,gp -A" in notes
+    assert "kubectl get aigw,mr,pcred,tq,gp -A" in notes
 
 
 # --- the default AIGateway and Redis ----------------------------------------------------------

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,3 +260,47 @@ def test_operator_entrypoint_and_chart_args_parse_with_kopf_run(dockerfiles, unp
     )
     out = _run_from_wheel(unpacked_wheel, code)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr + out.stdout
+
+
+# Each image installs the wheel with one extra; what that pulls in (transitively) must not
+# contain the other process's frameworks.
+IMAGE_EXTRAS = {
+    "Dockerfile.gateway": ("gateway", {"kopf", "kubernetes"}),
+    "Dockerfile.operator": ("operator", {"fastapi", "uvicorn", "redis", "opentelemetry-exporter-otlp-proto-http",
+                                         "opentelemetry-sdk", "prometheus-client"}),
+}
+
+
+def _closure(extra: str) -> set[str]:
+    """Distributions `pip install aigw[extra]` installs, from the installed metadata of the test venv."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo = [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"][extra]]]
+    seen: set[str] = set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen or (req.marker and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        dist = metadata.distribution(req.name)
+        for raw in dist.requires or []:
+            sub = Requirement(raw)
+            if not sub.marker or any(sub.marker.evaluate({"extra": e}) for e in ("", *req.extras)):
+                todo.append(sub)
+    return seen
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_each_image_installs_its_own_extra_and_not_the_others_frameworks(dockerfiles, name):
+    extra, excluded = IMAGE_EXTRAS[name]
+    _, (builder, _) = dockerfiles[name]
+    installs = [r for r in builder.all("RUN") if "pip install" in r]
+    assert len(installs) == 1 and f'aigw-*.whl)[{extra}]"' in installs[0], installs
+    closure = _closure(extra)
+    assert not closure & excluded, f"{name}: aigw[{extra}] pulls in {sorted(closure & excluded)}"
+    assert {"pydantic", "pyyaml"} <= closure

@@ -54,7 +54,7 @@ def test_readme_install_section_leads_from_install_to_a_request_and_status():
     section = readme.split("<!-- install:start -->")[1].split("<!-- install:end -->")[0]
     for needle in ("helm install aigw helm/aigw", "kubectl apply --server-side -f manifests/install.yaml",
                    "kubectl apply -n ai -f manifests/examples/", "port-forward service/aigw",
-                   'base_url="http://127.0.0.1:8080/v1"', "kubectl get aigw,mr,pc,tq,gp", "docs/install.md"):
+                   'base_url="http://127.0.0.1:8080/v1"', "kubectl get aigw,mr,pcred,tq,gp", "docs/install.md"):
         assert needle in section, needle
 
 

@@ -70,9 +70,10 @@ def test_all_namespaces_mode_grants_exactly_the_listed_rules(render):
     assert not rendered.of_kind("Role") and not rendered.of_kind("RoleBinding")
 
 
-def test_watched_namespaces_mode_grants_roles_per_namespace_and_only_crd_reads_cluster_wide(render):
+def test_watched_namespaces_mode_grants_roles_per_namespace_and_nothing_cluster_wide(render):
     rendered = render("namespaced")
-    assert grants(rendered.one("ClusterRole", "aigw-operator")) == CLUSTER_ONLY_GRANTS
+    assert not [r for r in rendered.of_kind("ClusterRole") + rendered.of_kind("ClusterRoleBinding")
+                if r["metadata"]["name"] == "aigw-operator"]
     roles = {r["metadata"]["namespace"]: r for r in rendered.of_kind("Role")}
     assert set(roles) == {"team-a", "team-b"}
     for namespace, role in roles.items():
@@ -92,7 +93,7 @@ def test_peering_adds_the_peering_object_of_the_operators_scope_and_nothing_else
         NAMESPACED_GRANTS | CLUSTER_ONLY_GRANTS | CLUSTER_PEERING_GRANTS
 
     namespaced = render("everything")  # watchNamespaces team-a, team-b with peering
-    assert grants(namespaced.one("ClusterRole", "ai-gateway-operator")) == CLUSTER_ONLY_GRANTS
+    assert not [r for r in namespaced.of_kind("ClusterRole") if r["metadata"]["name"] == "ai-gateway-operator"]
     roles = namespaced.of_kind("Role")
     assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
     for role in roles:
@@ -301,15 +302,13 @@ async def test_the_operator_makes_only_requests_the_rules_allow_and_uses_every_r
     assert unused == set(), f"granted, never used: {unused}"
 
 
-# kopf tries to list and watch namespaces when it watches given ones; where RBAC refuses, it logs
-# "Not enough permissions to list namespaces" and watches exactly the given namespaces.
-KOPF_TRIES = {("", "namespaces", "list"), ("", "namespaces", "watch")}
 
 
 def test_a_peered_operator_in_a_watched_namespace_stays_within_its_role(kube_emulator, tmp_path):
     """A real `aigw operator --peering ... --namespace default` (kopf and all) on the API emulator,
     as the chart runs it with operator.watchNamespaces and HA: everything it asks for is in the
-    namespace's Role (or the CRD-only ClusterRole), and stays inside the watched namespace."""
+    namespace's Role, and stays inside the watched namespace: with plain namespace names the
+    operator turns kopf's cluster-wide Namespace and CRD scans off (aigw_operator/scope.py)."""
     from aigw_operator.peering import PEERING_CRDS, peering_object
     from tests.operator.support import Cluster, OperatorProcess, cr, endpoint_slice, wait_for
 
@@ -336,14 +335,12 @@ def test_a_peered_operator_in_a_watched_namespace_stays_within_its_role(kube_emu
     assert len(kube_emulator.request_log) < 2000, "the emulator's request log wrapped"
     resource_requests = [line for line in requests if not _is_discovery(line)]
     used = {request_grant(line) for line in resource_requests}
-    allowed = NAMESPACED_GRANTS | NAMESPACED_PEERING_GRANTS | CLUSTER_ONLY_GRANTS | KOPF_TRIES
+    allowed = NAMESPACED_GRANTS | NAMESPACED_PEERING_GRANTS
     assert used - allowed == set(), f"requests no rule grants: {used - allowed}"
     assert {("kopf.dev", "kopfpeerings", "patch"), ("policy", "poddisruptionbudgets", "create"),
             ("discovery.k8s.io", "endpointslices", "list")} <= used
-    assert KOPF_TRIES <= used  # the exception above is real, not a leftover
     for line in resource_requests:
-        if request_grant(line) not in CLUSTER_ONLY_GRANTS | KOPF_TRIES:
-            assert "/namespaces/default/" in line, f"outside the watched namespace: {line}"
+        assert "/namespaces/default/" in line, f"outside the watched namespace: {line}"
 
 
 def _options(gateway: dict):

@@ -177,9 +177,13 @@ def wait_for(what: str, fn: Callable[[], T], timeout: float = 20.0, interval: fl
 
 
 def in_process_kube(url: str):
-    """The operator's `Kube` (and its KubeAPI, to close) on the emulator."""
-    from aigw_gateway.kubeapi import Connection, KubeAPI
-    from aigw_operator.kube import Kube
+    """The operator's `Kube` (and its KubeClient, to close) on the emulator."""
+    from kubernetes.client import Configuration
 
-    api = KubeAPI(Connection(server=url))
+    from aigw_operator.kube import Kube
+    from aigw_operator.kubeclient import KubeClient
+
+    configuration = Configuration()
+    configuration.host = url
+    api = KubeClient(configuration)
     return Kube(api), api

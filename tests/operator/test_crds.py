@@ -42,7 +42,7 @@ def test_five_kinds_in_group_with_status_short_names_and_columns():
     kinds = {c["spec"]["names"]["kind"]: c for c in crds.values()}
     assert set(kinds) == {"AIGateway", "ModelRoute", "ProviderCredential", "TenantQuota", "GuardrailPolicy"}
     short = {k: c["spec"]["names"]["shortNames"] for k, c in kinds.items()}
-    assert short == {"AIGateway": ["aigw"], "ModelRoute": ["mr"], "ProviderCredential": ["pc"],
+    assert short == {"AIGateway": ["aigw"], "ModelRoute": ["mr"], "ProviderCredential": ["pcred"],
                      "TenantQuota": ["tq"], "GuardrailPolicy": ["gp"]}
     for crd in crds.values():
         assert crd["apiVersion"] == "apiextensions.k8s.io/v1"

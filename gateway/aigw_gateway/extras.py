@@ -1,0 +1,25 @@
+"""Which extra of the `aigw` distribution a subcommand needs, said plainly when it is missing.
+
+The bare package holds the contract and `aigw render`; `aigw serve` needs `aigw[gateway]`,
+`aigw operator` needs `aigw[operator]`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+NEEDS: dict[str, tuple[str, ...]] = {
+    "gateway": ("fastapi", "uvicorn", "httpx", "aiohttp", "redis", "prometheus_client", "opentelemetry.sdk"),
+    "operator": ("kopf", "kubernetes", "httpx"),
+}
+
+
+def missing_extra(command: str, extra: str) -> str | None:
+    """None when every module of the extra imports; else the one line to print."""
+    for module in NEEDS[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return (f"aigw {command}: the '{extra}' extra is not installed (no module {module!r}); "
+                    f"install it with: pip install 'aigw[{extra}]'")
+    return None
