@@ -19,8 +19,8 @@ import kopf
 
 from aigw_gateway.kubeapi import KubeAPI, load_connection
 
-from .aggregator import Aggregator
-from .collector import ReportCollector
+from .status.round import Aggregator
+from .status.reports import ReportCollector
 from .handlers import aigateway, content, secrets, workloads  # noqa: F401  (registers the handlers)
 from .kube import Kube
 from .reconciler import Reconciler

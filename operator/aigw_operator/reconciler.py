@@ -26,7 +26,7 @@ from aigw_config.status import REASON_INVALID, REASON_TOO_LARGE, now_rfc3339
 from . import translate, workloads
 from .kube import Kube
 from .settings import DEFAULT_GATEWAY_IMAGE
-from .statuspatch import EventSpec, event_object
+from .status.patch import EventSpec, event_object
 
 log = logging.getLogger("aigw.operator")
 

@@ -33,5 +33,5 @@ async def gateway_deleted(type: str, namespace: str, memo: kopf.Memo, **_: Any) 
 @kopf.daemon(GROUP, VERSION, "aigateways", id="live-status", cancellation_timeout=10)
 async def live_status(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     # A daemon, not a timer of our own: kopf stops it when this replica pauses for a peer (HA)
-    # and when the AIGateway is deleted. One round covers the namespace (aggregator.py).
+    # and when the AIGateway is deleted. One round covers the namespace (status/round.py).
     await memo.aggregator.run(namespace, name, stopped)

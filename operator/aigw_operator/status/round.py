@@ -23,14 +23,14 @@ from aigw_config.packing import configmap_entries, secret_entries, unpack
 from aigw_config.registry import CONTENT_KINDS
 from aigw_config.status import now_rfc3339
 
-from . import translate
-from .aggregate import GatewayView, Thresholds, observe_namespace
-from .collector import ReportCollector, ready_endpoints
-from .kube import Kube
-from .reconciler import Reconciler
-from .settings import OperatorConfig
-from .statuspatch import event_object, status_update, transition_events
-from .workloads import Names, service_endpoint
+from .. import translate
+from ..kube import Kube
+from ..reconciler import Reconciler
+from ..settings import OperatorConfig
+from ..workloads import Names, service_endpoint
+from .observe import GatewayView, Thresholds, observe_namespace
+from .patch import event_object, status_update, transition_events
+from .reports import ReportCollector, ready_endpoints
 
 log = logging.getLogger("aigw.operator.status")
 

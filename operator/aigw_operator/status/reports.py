@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from aigw_config.report import REPORT_SCHEMA_VERSION, PodReport
 
-from .aggregate import PodSample
-from .workloads import PORT_NAME, REPORT_PATH
+from ..workloads import PORT_NAME, REPORT_PATH
+from .observe import PodSample
 
 log = logging.getLogger("aigw.operator.reports")
 

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from aigw_config.report import PodReport, RouteReport, TargetReport, TenantReport
-from aigw_operator.aggregator import Aggregator
-from aigw_operator.collector import ReportCollector
+from aigw_operator.status.round import Aggregator
+from aigw_operator.status.reports import ReportCollector
 from aigw_operator.reconciler import Reconciler
 from aigw_operator.settings import OperatorConfig
 from tests.operator.support import Cluster, cr, endpoint_slice, in_process_kube, secret

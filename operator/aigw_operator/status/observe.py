@@ -2,7 +2,7 @@
 
 Inputs are plain values (the rendered config, the ready endpoints, the reports that could be
 read); the output is, per (kind, name), the live status fields and the Ready/Degraded
-conditions. No I/O and no clock: `statuspatch` turns observations into patches and events.
+conditions. No I/O and no clock: `patch` turns observations into patches and events.
 
 Rules (documented in aigw_config.status):
 - SERVED is "pods on the current config generation / pods reporting".

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from aigw_config.report import PodReport
-from aigw_operator.collector import Endpoint, ReportCollector, ready_endpoints
+from aigw_operator.status.reports import Endpoint, ReportCollector, ready_endpoints
 
 TOKEN = "report-token-1"
 
