@@ -28,6 +28,16 @@ async def gateway_deleted(type: str, namespace: str, memo: kopf.Memo, **_: Any) 
     # objects it selected need their status to say they are no longer served.
     if type == "DELETED":
         memo.reconciler.request(namespace)
+        if not memo.reconciler.worker_active:  # the last AIGateway's daemon is gone: render here
+            await memo.reconciler.render_once(namespace)
+
+
+@kopf.daemon(GROUP, VERSION, "aigateways", id="render-worker", cancellation_backoff=5, cancellation_timeout=5)
+async def render_worker(stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    # The render worker inside kopf's lifecycle: every AIGateway's daemon offers to run it, one
+    # does (reconciler.work). kopf stops them all when this replica pauses for a peer (HA) or
+    # exits; the daemon of a deleted AIGateway hands over to another one.
+    await memo.reconciler.work(stopped)
 
 
 @kopf.daemon(GROUP, VERSION, "aigateways", id="live-status", cancellation_timeout=10)

@@ -27,7 +27,7 @@ from .. import translate
 from ..kube import Kube
 from ..reconciler import Reconciler
 from ..settings import OperatorConfig
-from ..workloads import Names, service_endpoint
+from ..workloads import Names, owned_by, service_endpoint
 from .observe import GatewayView, Thresholds, observe_namespace
 from .patch import event_object, status_update, transition_events
 from .reports import ReportCollector, ready_endpoints
@@ -134,8 +134,11 @@ class Aggregator:
         except ValueError:
             return None  # the renderer reports why; there are no pods of an invalid gateway
         key = (namespace, name)
-        config = self._config(key, await self.kube.get_configmap(namespace, translate.configmap_name(name)))
-        token = self._token(key, await self.kube.get_secret(namespace, translate.secret_name(name)))
+        # Only what this operator rendered for this AIGateway: a foreign `<gw>-credentials` must not
+        # hand its token to whoever answers on the endpoints.
+        configmap = _owned(await self.kube.get_configmap(namespace, translate.configmap_name(name)), gw)
+        config = self._config(key, configmap)
+        token = self._token(key, _owned(await self.kube.get_secret(namespace, translate.secret_name(name)), gw))
         endpoints = ready_endpoints(await self.kube.endpoint_slices(namespace, Names(name).service))
         samples = await self.collector.collect(key, endpoints, token)
         return GatewayView(
@@ -176,3 +179,7 @@ class Aggregator:
                 cached = _Cached(version, None)
             self._tokens[key] = cached
         return cached.value
+
+
+def _owned(obj: dict[str, Any] | None, gateway: dict[str, Any]) -> dict[str, Any] | None:
+    return obj if obj is not None and owned_by(obj, gateway) else None
