@@ -10,7 +10,6 @@ import base64
 from pathlib import Path
 
 import orjson
-import pytest
 
 from aigw_operator.policy import Policy
 from aigw_operator.reconciler import Reconciler
@@ -159,8 +158,7 @@ async def test_an_unlabelled_redis_secret_is_not_handed_to_the_pods(api, kubecon
     assert {"name": "AIGW_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}} in container["env"]
 
 
-@pytest.mark.parametrize("labelled", [False])
-def test_the_label_rule_is_on_by_default(labelled):
+def test_the_rules_are_on_by_default():
     from aigw_operator.settings import OperatorConfig
 
     config = OperatorConfig.from_env()
