@@ -11,10 +11,11 @@ from pathlib import Path
 
 import orjson
 
+from aigw_operator.kube import namespace_gone
 from aigw_operator.policy import Policy
 from aigw_operator.reconciler import Reconciler
 
-from .support import Api, cr, operator_kube, secret
+from .support import Api, cr, operator_kube, secret, wait_for
 
 GATEWAY_REPO = "ghcr.io/aigw-dev/aigw-gateway"
 
@@ -164,3 +165,27 @@ def test_the_rules_are_on_by_default():
     config = OperatorConfig.from_env()
     assert config.policy.require_secret_label and not config.policy.allow_private_base_urls
     assert config.policy.allowed_images == (GATEWAY_REPO,)
+
+
+async def test_a_terminating_namespace_is_recognised_and_not_retried(api, kubeconfig, namespace):
+    """What the real server answers to a create in a namespace being deleted is what the render
+    worker reads as "drop it" (no retry loop of 403s)."""
+    api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "holder", "namespace": namespace, "finalizers": ["example.com/hold"]}})
+    api.delete_namespace(namespace)  # stays Terminating while the ConfigMap's finalizer holds
+    wait_for("namespace Terminating",
+             lambda: (api.get("Namespace", namespace) or {}).get("status", {}).get("phase") == "Terminating")
+    kube, client = operator_kube(kubeconfig)
+    try:
+        reconciler = Reconciler(kube, identity="safety-test")
+        doomed = secret("late", namespace, token="x")
+        try:
+            await kube.upsert("secrets", doomed, None)
+            raised: Exception | None = None
+        except Exception as exc:  # noqa: BLE001 - the server's own answer is under test
+            raised = exc
+        assert raised is not None and namespace_gone(raised), raised
+        assert await reconciler.render_once(namespace) is True and reconciler.retry_delay_of(namespace) is None
+    finally:
+        await client.close()
+        api.patch("ConfigMap", "holder", namespace, {"metadata": {"finalizers": None}})
