@@ -148,6 +148,13 @@ class Reconciler:
                      namespace, delay)
         return settled
 
+    async def render_inline(self, namespace: str) -> bool:
+        """For a kopf handler when no daemon runs the worker: render, unless a render of the
+        namespace already waits for the lock (it lists after this change, so one is enough)."""
+        if namespace in self._waiting:
+            return True
+        return await self.render_once(namespace)
+
     def _schedule_retry(self, namespace: str) -> float:
         failures = self._failures[namespace] = self._failures.get(namespace, 0) + 1
         delay = min(self.retry_max, self.retry_delay * 2 ** min(failures - 1, 30))

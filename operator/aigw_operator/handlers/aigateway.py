@@ -29,7 +29,7 @@ async def gateway_deleted(type: str, namespace: str, memo: kopf.Memo, **_: Any) 
     if type == "DELETED":
         memo.reconciler.request(namespace)
         if not memo.reconciler.worker_active:  # the last AIGateway's daemon is gone: render here
-            await memo.reconciler.render_once(namespace)
+            await memo.reconciler.render_inline(namespace)
 
 
 @kopf.daemon(GROUP, VERSION, "aigateways", id="render-worker", cancellation_backoff=5, cancellation_timeout=5)

@@ -26,7 +26,7 @@ async def check_object(kind: str, body: kopf.Body, namespace: str, memo: kopf.Me
     if not reconciler.worker_active and not await reconciler.has_gateways(namespace):
         # No AIGateway's daemon will render this namespace (the objects say NotSelected): render
         # here, within kopf's handler, which kopf pauses and retries.
-        if not await reconciler.render_once(namespace):
+        if not await reconciler.render_inline(namespace):
             raise kopf.TemporaryError(f"render of namespace {namespace} failed", delay=SECRET_RETRY_SECONDS)
     try:
         Resource.from_object(dict(body), namespace).parse_spec()
