@@ -28,6 +28,20 @@ async def reconcile(kubeconfig: Path, namespace: str, policy: Policy | None = No
         await client.close()
 
 
+async def status_round(kubeconfig: Path, namespace: str) -> None:
+    from aigw_operator.settings import OperatorConfig
+    from aigw_operator.status.reports import ReportCollector
+    from aigw_operator.status.round import Aggregator
+
+    kube, client = operator_kube(kubeconfig)
+    collector = ReportCollector(timeout=1.0, grace=0.0)
+    try:
+        await Aggregator(kube, Reconciler(kube), OperatorConfig(), collector, identity="safety-test").round(namespace)
+    finally:
+        await collector.close()
+        await client.close()
+
+
 def credentials(api: Api, namespace: str, gateway: str = "gw") -> dict:
     data = api.get("Secret", f"{gateway}-credentials", namespace)["data"]
     return orjson.loads(base64.b64decode(data["credentials.json"]))
@@ -53,6 +67,9 @@ async def test_a_foreign_secret_or_configmap_is_never_updated_nor_adopted(api, k
         assert owners(now) == []  # not adopted: not garbage-collected with the AIGateway
     assert api.get("Deployment", "gw", namespace) is None  # nothing half-made either
     assert "Conflict" in [e["reason"] for e in api.list("Event", namespace)]
+    await status_round(kubeconfig, namespace)  # the live status says it too
+    ready = api.condition("AIGateway", "gw", namespace, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Conflict") and "gw-credentials" in ready["message"]
 
     # Once the owner removes them, the gateway renders and owns its own.
     api.delete("Secret", "gw-credentials", namespace)

@@ -21,7 +21,7 @@ from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, GatewayConfig, load_
 from aigw_config.kinds import AIGatewaySpec
 from aigw_config.packing import configmap_entries, secret_entries, unpack
 from aigw_config.registry import CONTENT_KINDS
-from aigw_config.status import now_rfc3339
+from aigw_config.status import REASON_CONFLICT, now_rfc3339
 
 from .. import translate
 from ..kube import Kube
@@ -149,6 +149,7 @@ class Aggregator:
             shared_limits=spec.redis is not None,
             ready_pods=tuple(e.pod for e in endpoints),
             pods=tuple(samples),
+            conflict=_conflict(gw),
         )
 
     def _config(self, key: tuple[str, str], configmap: dict | None) -> GatewayConfig | None:
@@ -183,3 +184,9 @@ class Aggregator:
 
 def _owned(obj: dict[str, Any] | None, gateway: dict[str, Any]) -> dict[str, Any] | None:
     return obj if obj is not None and owned_by(obj, gateway) else None
+
+
+def _conflict(gateway: dict[str, Any]) -> str | None:
+    """The renderer's Conflict message when it refused the AIGateway (Ready says it too)."""
+    accepted = next((c for c in (gateway.get("status") or {}).get("conditions") or [] if c.get("type") == "Accepted"), {})
+    return accepted.get("message", "") if accepted.get("reason") == REASON_CONFLICT else None
