@@ -221,6 +221,7 @@ class Reconciler:
         for gw in gateways:
             secret_names |= translate.referenced_secrets("AIGateway", gw.get("spec") or {})
         unlabelled: set[str] = set()
+        loaded: set[str] = set()
         for name in sorted(secret_names):
             secret = await self.kube.get_secret(namespace, name)
             if secret is None:
@@ -230,13 +231,14 @@ class Reconciler:
                 continue
             try:
                 resources.append(Resource.from_object(secret, namespace))
+                loaded.add(name)
             except ConfigError as exc:
                 log.warning("%s", exc)
 
         verdicts: dict[tuple[str, str], Verdict] = {}
         settled = True
         for gw in sorted(gateways, key=lambda g: g["metadata"]["name"]):
-            rendered, gw_settled = await self._render_gateway(namespace, gw, resources, unlabelled)
+            rendered, gw_settled = await self._render_gateway(namespace, gw, resources, unlabelled, loaded)
             settled &= gw_settled
             for key, verdict in rendered.items():
                 verdicts.setdefault(key, verdict)
@@ -265,7 +267,7 @@ class Reconciler:
             log.info("event on %s %s not posted: %s", obj.get("kind"), obj["metadata"]["name"], exc)
 
     async def _render_gateway(self, namespace: str, gw: dict[str, Any], resources: list[Resource],
-                              unlabelled: set[str]) -> tuple[dict, bool]:
+                              unlabelled: set[str], loaded: set[str]) -> tuple[dict, bool]:
         """(verdicts, settled): settled is False while a conflicting object blocks the gateway."""
         meta = gw["metadata"]
         gw_res = Resource.from_object(gw, namespace)
@@ -279,10 +281,17 @@ class Reconciler:
         if image_problem:
             await self._gateway_refused(gw, REASON_IMAGE_NOT_ALLOWED, image_problem)
             return {}, True
+        # The pods would read the Redis Secret themselves (a secretKeyRef): with the label rule, no
+        # pod is given a reference to a Secret the operator has not read as labelled.
         redis_secret = spec.redis.url_secret_ref.name if spec.redis else None
-        if redis_secret in unlabelled:  # its pods would read it: refused before any write
-            await self._gateway_refused(gw, REASON_SECRET_NOT_LABELLED,
-                                        "spec.redis.urlSecretRef: " + not_labelled_message(namespace, redis_secret))
+        if redis_secret is not None and self.policy.require_secret_label and redis_secret not in loaded:
+            if redis_secret in unlabelled:
+                await self._gateway_refused(gw, REASON_SECRET_NOT_LABELLED,
+                                            "spec.redis.urlSecretRef: " + not_labelled_message(namespace, redis_secret))
+            else:
+                await self._gateway_refused(gw, REASON_SECRET_NOT_FOUND, f"spec.redis.urlSecretRef: Secret "
+                                            f"{redis_secret!r} not found; nothing is rendered for this AIGateway until "
+                                            "it exists (labelled aigw.dev/secret=true)")
             return {}, True
         cm_name, secret_name = translate.configmap_name(meta["name"]), translate.secret_name(meta["name"])
         current_cm = await self.kube.get_configmap(namespace, cm_name)

@@ -163,8 +163,13 @@ async def test_secrets_are_read_only_when_labelled_for_the_operator(api, kubecon
 
 
 async def test_an_unlabelled_redis_secret_is_not_handed_to_the_pods(api, kubeconfig, namespace):
-    api.create(secret("db", namespace, labelled=False, url="redis://:hunter2@db:6379/0"))
     api.create(cr("AIGateway", "gw", {"redis": {"urlSecretRef": {"name": "db", "key": "url"}}}, namespace))
+    # Not there yet: no pod gets a reference to whatever Secret of that name appears later.
+    await reconcile(kubeconfig, namespace)
+    assert api.condition("AIGateway", "gw", namespace)["reason"] == "SecretNotFound"
+    assert api.get("Deployment", "gw", namespace) is None
+
+    api.create(secret("db", namespace, labelled=False, url="redis://:hunter2@db:6379/0"))
     await reconcile(kubeconfig, namespace)
     cond = api.condition("AIGateway", "gw", namespace)
     assert (cond["status"], cond["reason"]) == ("False", "SecretNotLabelled") and "spec.redis.urlSecretRef" in cond["message"]
