@@ -41,3 +41,17 @@ def test_serving_the_gateway_loads_no_kopf():
                          env={"PYTHONPATH": f"{ROOT / 'gateway'}"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_operator_status_folder_keeps_pure_and_io_apart():
+    """status/observe.py and status/patch.py turn reports into patches without I/O; reports.py and
+    round.py do the talking. The old names (aggregate, aggregator, collector, statuspatch) are gone."""
+    status = ROOT / "operator" / "aigw_operator" / "status"
+    for pure in ("observe.py", "patch.py"):
+        tree = ast.parse((status / pure).read_text())
+        imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m.split(".")[0] in {"httpx", "kopf", "kubernetes", "asyncio", "aigw_gateway"}
+                    or m in {"..kube", "kube", "reports", "round"}}, (pure, imported)
+    old = {"aggregate.py", "aggregator.py", "collector.py", "statuspatch.py"}
+    assert not old & {p.name for p in (ROOT / "operator" / "aigw_operator").iterdir()}

@@ -9,7 +9,9 @@ Writers, one per field:
 
 Condition vocabulary (type: reasons):
 - Accepted: Accepted, PartiallyResolved (True); Invalid, SecretNotFound, RefNotFound, Conflict,
-  NotSelected, TooLarge (False).
+  NotSelected, TooLarge, ImageNotAllowed, SecretNotLabelled (False). On an AIGateway, Conflict also
+  means an object the operator would write (`<gw>-config`, a Deployment...) exists and is not
+  owned by it (left untouched).
 - Ready: Serving (True: every reporting pod serves the current config generation);
   RolloutInProgress (some pods serve an older generation, or fewer pods are ready than wanted),
   NoReadyPods (no ready pod reports), NotServed (the object is in no rendered config) (False).
@@ -41,7 +43,10 @@ REASON_PARTIALLY_RESOLVED = "PartiallyResolved"  # served, but some targets cann
 REASON_CONFLICT = "Conflict"  # a model name or key is claimed by another object (temporary)
 REASON_NOT_SELECTED = "NotSelected"  # no AIGateway in the namespace selects the object
 REASON_TOO_LARGE = "TooLarge"  # the rendered config does not fit a ConfigMap even compressed
-TEMPORARY_REASONS = frozenset({REASON_SECRET_NOT_FOUND, REASON_REF_NOT_FOUND, REASON_CONFLICT, REASON_NOT_SELECTED})
+REASON_IMAGE_NOT_ALLOWED = "ImageNotAllowed"  # AIGateway.spec.image is outside the operator's allow-list
+REASON_SECRET_NOT_LABELLED = "SecretNotLabelled"  # the Secret lacks aigw.dev/secret=true (temporary)
+TEMPORARY_REASONS = frozenset({REASON_SECRET_NOT_FOUND, REASON_REF_NOT_FOUND, REASON_CONFLICT, REASON_NOT_SELECTED,
+                               REASON_SECRET_NOT_LABELLED})
 
 READY = "Ready"
 REASON_SERVING = "Serving"

@@ -15,6 +15,17 @@ __all__ = ["Kube", "KubeError"]
 log = logging.getLogger("aigw.operator.kube")
 
 
+def namespace_gone(exc: BaseException) -> bool:
+    """A write refused because its namespace is being deleted (403, "...because it is being
+    terminated") or is gone (404 on a create into it): retrying cannot help."""
+    if not isinstance(exc, KubeError):
+        return False
+    text = exc.message.lower()
+    if exc.status == 403:
+        return "being terminated" in text or "namespaceterminating" in text
+    return exc.status == 404 and "namespaces" in text and "not found" in text
+
+
 class Kube:
     def __init__(self, api: KubeClient) -> None:
         self.api = api
@@ -71,7 +82,8 @@ class Kube:
 
     async def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
         listing = await self.api.list("discovery.k8s.io/v1", "endpointslices", namespace,
-                                      label_selector=f"kubernetes.io/service-name={service}")
+                                      label_selector=f"kubernetes.io/service-name={service},"
+                                                     "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io")
         return listing.get("items") or []
 
     async def create_event(self, event: dict[str, Any]) -> None:

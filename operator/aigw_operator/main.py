@@ -9,7 +9,6 @@ AIGW_OPERATOR_PEERING_LIFETIME seconds when it dies).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -18,8 +17,8 @@ from typing import Any
 import kopf
 
 from . import login  # noqa: F401  (kopf logs in through the official client)
-from .aggregator import Aggregator
-from .collector import ReportCollector
+from .status.round import Aggregator
+from .status.reports import ReportCollector
 from .handlers import aigateway, content, secrets, workloads  # noqa: F401  (registers the handlers)
 from .kube import Kube
 from .kubeclient import KubeClient
@@ -49,16 +48,20 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     memo.config = config
     memo.api = KubeClient()
     kube = Kube(memo.api)
+    # The render worker is no task of ours: kopf daemons run it (handlers/aigateway.py), so
+    # peering pauses it and kopf stops it at exit.
     memo.reconciler = Reconciler(kube, debounce=config.debounce_seconds, gateway_image=config.gateway_image,
-                                 identity=identity)
-    memo.collector = ReportCollector(timeout=config.report_timeout, grace=config.report_grace)
+                                 identity=identity, policy=config.policy)
+    memo.collector = ReportCollector(timeout=config.report_timeout, grace=config.report_grace,
+                                     max_bytes=config.report_max_bytes)
     memo.aggregator = Aggregator(kube, memo.reconciler, config, memo.collector, identity=identity)
-    memo.reconciler_task = asyncio.create_task(memo.reconciler.run(), name="aigw-reconciler")
+    policy = config.policy
+    logger.info("safety rules: images %s; private base URLs %s; Secrets %s",
+                ", ".join(policy.allowed_images) or "any", "allowed" if policy.allow_private_base_urls else "refused",
+                "labelled aigw.dev/secret=true only" if policy.require_secret_label else "any referenced")
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler_task.cancel()
-    await asyncio.gather(memo.reconciler_task, return_exceptions=True)
     await memo.collector.close()
     await memo.api.close()

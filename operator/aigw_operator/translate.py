@@ -160,6 +160,7 @@ def referenced_secrets(kind: str, spec: dict[str, Any]) -> set[str]:
         refs.extend(spec.get("apiKeySecretRefs") or [])
     elif kind == "AIGateway":
         refs.append((spec.get("redis") or {}).get("urlSecretRef"))
+        refs.append(((spec.get("ledger") or {}).get("postgres") or {}).get("urlSecretRef"))
     for ref in refs:
         if isinstance(ref, dict) and isinstance(ref.get("name"), str):
             names.add(ref["name"])

@@ -104,10 +104,14 @@ def test_the_operator_reads_the_settings_the_chart_sets(render, values_set, monk
     expected = {
         "defaults": dict(debounce_seconds=0.2, watch_server_timeout=300, report_interval=10.0, report_timeout=2.0,
                          report_grace=15.0, status_min_interval=30.0, error_percent=5.0, peering_lifetime=20,
-                         gateway_image="ghcr.io/aigw-dev/aigw-gateway:0.1.0"),
+                         gateway_image="ghcr.io/aigw-dev/aigw-gateway:0.1.0", report_max_bytes=4 * 1024 * 1024,
+                         allowed_images=("ghcr.io/aigw-dev/aigw-gateway",), allow_private_base_urls=False,
+                         require_secret_label=True),
         "everything": dict(debounce_seconds=1.0, watch_server_timeout=120, report_interval=5.0, report_timeout=1.5,
                            report_grace=20.0, status_min_interval=60.0, error_percent=2.5, peering_lifetime=30,
-                           gateway_image="registry.example/aigw/aigw-gateway:0.1.0-rc1"),
+                           gateway_image="registry.example/aigw/aigw-gateway:0.1.0-rc1", report_max_bytes=1048576,
+                           allowed_images=("registry.example/aigw/", "ghcr.io/aigw-dev/aigw-gateway"),
+                           allow_private_base_urls=True, require_secret_label=False),
     }[values_set]
     assert {k: getattr(config, k) for k in expected} == expected
 

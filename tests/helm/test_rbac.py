@@ -244,12 +244,12 @@ async def test_the_operator_makes_only_requests_the_rules_allow_and_uses_every_r
     removed, config rewritten, an invalid gateway refused with an Event, a status round over the
     gateway Service's EndpointSlices. Every request must be granted; together with what kopf does
     for the handlers, every grant must be used."""
-    from aigw_operator.aggregator import Aggregator
-    from aigw_operator.collector import ReportCollector
+    from aigw_operator.status.round import Aggregator
+    from aigw_operator.status.reports import ReportCollector
     from aigw_operator.reconciler import Reconciler
     from aigw_operator.settings import OperatorConfig
     from aigw_operator.workloads import APPLIED_HASH_ANNOTATION, workload_objects
-    from tests.operator.support import G, Cluster, cr, endpoint_slice, in_process_kube, secret
+    from tests.operator.support import LOCAL_POLICY, G, Cluster, cr, endpoint_slice, in_process_kube, secret
 
     cluster = Cluster(kube_emulator.url)
     cluster.install_crds()
@@ -266,7 +266,7 @@ async def test_the_operator_makes_only_requests_the_rules_allow_and_uses_every_r
     cluster.apply(endpoint_slice("gw", {"gw-pod-a": 9}, ops_port=9))  # a pod whose report cannot be read
 
     kube, api = in_process_kube(cluster.url)
-    reconciler = Reconciler(kube, gateway_image="example/gw:1")
+    reconciler = Reconciler(kube, gateway_image="example/gw:1", policy=LOCAL_POLICY)
     collector = ReportCollector(timeout=1.0, grace=0.0)
     aggregator = Aggregator(kube, reconciler, OperatorConfig(), collector, identity="op-test")
     observed: list[str] = []

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
+from aigw_operator.policy import Policy
 from tests.kube.fixtures import load_yaml_documents, object_path, post_object
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,14 @@ def cr(kind: str, name: str, spec: dict, namespace: str = "default", labels: dic
     return {"apiVersion": G, "kind": kind, "metadata": meta, "spec": spec}
 
 
-def secret(name: str, namespace: str = "default", **data: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+SECRET_LABEL = {"aigw.dev/secret": "true"}  # the operator reads only Secrets that carry it
+# In-process reconciles whose ProviderCredentials point at fakes on 127.0.0.1.
+LOCAL_POLICY = Policy(allow_private_base_urls=True)
+
+
+def secret(name: str, namespace: str = "default", labelled: bool = True, **data: str) -> dict:
+    meta = {"name": name, "namespace": namespace, **({"labels": dict(SECRET_LABEL)} if labelled else {})}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta,
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
@@ -131,6 +138,7 @@ class OperatorProcess:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), "AIGW_OPERATOR_DEBOUNCE_SECONDS": "0.05",
+                    "AIGW_OPERATOR_ALLOW_PRIVATE_BASE_URLS": "true",  # the fakes listen on 127.0.0.1
                     "PYTHONPATH": f"{ROOT / 'gateway'}{os.pathsep}{ROOT / 'operator'}", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aigw_gateway.cli", "operator",

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from aigw_operator.reconciler import Reconciler
-from tests.operator.support import G, Cluster, cr, in_process_kube, secret
+from tests.operator.support import LOCAL_POLICY, G, Cluster, cr, in_process_kube, secret
 
 WORKLOADS = (("v1", "ServiceAccount", "gw-gateway"), ("rbac.authorization.k8s.io/v1", "Role", "gw-gateway"),
              ("rbac.authorization.k8s.io/v1", "RoleBinding", "gw-gateway"), ("apps/v1", "Deployment", "gw"),
@@ -35,7 +35,7 @@ async def test_gateway_renders_config_rbac_deployment_and_service(cluster, fake_
                                               "redis": {"urlSecretRef": {"name": "redis", "key": "url"}},
                                               "service": {"port": 9090}}))
     kube, api = in_process_kube(cluster.url)
-    reconciler = Reconciler(kube, gateway_image="example/default:0")
+    reconciler = Reconciler(kube, gateway_image="example/default:0", policy=LOCAL_POLICY)
     try:
         await reconciler.reconcile("default")
         objs = {}
@@ -95,10 +95,14 @@ async def test_objects_of_the_same_name_not_owned_by_the_gateway_are_left_alone(
     cluster.apply(cr("AIGateway", "gw", {}))
     kube, api = in_process_kube(cluster.url)
     try:
-        await Reconciler(kube).reconcile("default")
+        settled = await Reconciler(kube, policy=LOCAL_POLICY).reconcile("default")
         svc = cluster.get("v1", "Service", "gw")
         assert svc["metadata"]["resourceVersion"] == foreign["metadata"]["resourceVersion"]
-        assert cluster.get("apps/v1", "Deployment", "gw") is not None
+        # Nothing is written for a gateway that would collide: no half-made set of objects.
+        assert cluster.get("apps/v1", "Deployment", "gw") is None and cluster.get("v1", "ConfigMap", "gw-config") is None
+        accepted = cluster.condition("AIGateway", "gw", "Accepted")
+        assert (accepted["status"], accepted["reason"]) == ("False", "Conflict") and "Service default/gw" in accepted["message"]
+        assert not settled  # the render worker looks again later (with backoff)
     finally:
         await api.close()
 
@@ -109,7 +113,7 @@ async def test_a_config_too_large_even_compressed_is_refused_and_the_last_one_ke
     cluster.apply(cr("AIGateway", "gw", {}))
     kube, api = in_process_kube(cluster.url)
     try:
-        reconciler = Reconciler(kube)
+        reconciler = Reconciler(kube, policy=LOCAL_POLICY)
         await reconciler.reconcile("default")
         before = cluster.get("v1", "ConfigMap", "gw-config")
         # Shrink the object limit so that the next config cannot fit, even compressed.

@@ -11,7 +11,7 @@ import pytest
 from aigw_config.packing import OBJECT_DATA_LIMIT
 from aigw_operator.reconciler import Reconciler
 from tests.gateway.harness import TENANT_KEY
-from tests.operator.support import Cluster, cr, in_process_kube, secret
+from tests.operator.support import LOCAL_POLICY, Cluster, cr, in_process_kube, secret
 
 ROUTES = 1000
 
@@ -47,7 +47,7 @@ async def test_a_thousand_routes_render_in_time_and_load_back_in_a_gateway(clust
     kube, api = in_process_kube(cluster.url)
     try:
         started = time.perf_counter()
-        await Reconciler(kube).reconcile("default")
+        await Reconciler(kube, policy=LOCAL_POLICY).reconcile("default")
         elapsed = time.perf_counter() - started
     finally:
         await api.close()

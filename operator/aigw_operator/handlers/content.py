@@ -21,11 +21,20 @@ SECRET_RETRY_SECONDS = 30
 
 
 async def check_object(kind: str, body: kopf.Body, namespace: str, memo: kopf.Memo) -> None:
-    memo.reconciler.request(namespace)
+    reconciler = memo.reconciler
+    reconciler.request(namespace)
+    if not reconciler.worker_active and not await reconciler.has_gateways(namespace):
+        # No AIGateway's daemon will render this namespace (the objects say NotSelected): render
+        # here, within kopf's handler, which kopf pauses and retries.
+        if not await reconciler.render_inline(namespace):
+            raise kopf.TemporaryError(f"render of namespace {namespace} failed", delay=SECRET_RETRY_SECONDS)
     try:
         Resource.from_object(dict(body), namespace).parse_spec()
     except ConfigError as exc:
         raise kopf.PermanentError(str(exc)) from None
+    problem = reconciler.policy.base_url_problem(dict(body.get("spec") or {})) if kind == "ProviderCredential" else None
+    if problem:
+        raise kopf.PermanentError(problem)
     missing = await memo.reconciler.missing_secrets(kind, namespace, dict(body.get("spec") or {}))
     if missing:
         raise kopf.TemporaryError(f"waiting for Secret(s) {', '.join(missing)}", delay=SECRET_RETRY_SECONDS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aigw_config.config import GatewayConfig, ProviderConfig, RouteConfig, TargetConfig, TenantConfig
 from aigw_config.kinds import Budget, GuardrailPolicySpec
 from aigw_config.report import GuardrailReport, PodReport, RouteReport, TargetReport, TenantReport
-from aigw_operator.aggregate import GatewayView, PodSample, Thresholds, observe_namespace
-from aigw_operator.statuspatch import event_object, status_update, transition_events
+from aigw_operator.status.observe import GatewayView, PodSample, Thresholds, observe_namespace
+from aigw_operator.status.patch import event_object, status_update, transition_events
 
 CONFIG = GatewayConfig(
     providers=(ProviderConfig(name="up", provider="openai", baseURL="http://a"),

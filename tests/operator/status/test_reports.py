@@ -8,33 +8,52 @@ import pytest
 from aiohttp import web
 
 from aigw_config.report import PodReport
-from aigw_operator.collector import Endpoint, ReportCollector, ready_endpoints
+from aigw_operator.status.reports import Endpoint, ReportCollector, ready_endpoints
 
 TOKEN = "report-token-1"
 
 
+MANAGED = {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+
+
 def test_ready_endpoints_follow_the_slices():
     slices = [
-        {"addressType": "IPv4", "ports": [{"name": "metrics", "port": 9100}, {"name": "http", "port": 8080},
-                                          {"name": "ops", "port": 9091}],
+        {"metadata": {"labels": MANAGED}, "addressType": "IPv4",
+         "ports": [{"name": "metrics", "port": 9100}, {"name": "http", "port": 8080}, {"name": "ops", "port": 9091}],
          "endpoints": [
              {"addresses": ["10.0.0.1"], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "gw-a"}},
              {"addresses": ["10.0.0.2"], "conditions": {"ready": False}, "targetRef": {"kind": "Pod", "name": "gw-b"}},
              {"addresses": ["10.0.0.3"], "conditions": {}, "targetRef": {"kind": "Pod", "name": "gw-c"}},
-             {"addresses": [], "conditions": {"ready": True}},
+             {"addresses": [], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "gw-e"}},
          ]},
-        {"addressType": "IPv6", "ports": [{"name": "http", "port": 8080}],
-         "endpoints": [{"addresses": ["fd00::7"], "conditions": {"ready": True}}]},
-        {"addressType": "IPv4", "ports": [{"name": "other", "port": 1}, {"name": "x", "port": 2}],
-         "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": True}}]},
+        {"metadata": {"labels": MANAGED}, "addressType": "IPv6", "ports": [{"name": "http", "port": 8080}],
+         "endpoints": [{"addresses": ["fd00::7"], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "gw-d"}}]},
+        {"metadata": {"labels": MANAGED}, "addressType": "IPv4", "ports": [{"name": "other", "port": 1}, {"name": "x", "port": 2}],
+         "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": "gw-x"}}]},
     ]
     # The report lives on the ops port: the slice's port named `ops`, else the pods' fixed 9090.
     assert ready_endpoints(slices) == [
-        Endpoint("10.0.0.9:9090", "http://10.0.0.9:9090"),
-        Endpoint("[fd00::7]:9090", "http://[fd00::7]:9090"),
         Endpoint("gw-a", "http://10.0.0.1:9091"),
         Endpoint("gw-c", "http://10.0.0.3:9091"),  # an unset `ready` reads as ready
+        Endpoint("gw-d", "http://[fd00::7]:9090"),
+        Endpoint("gw-x", "http://10.0.0.9:9090"),
     ]
+
+
+def test_only_slices_of_the_service_controller_pointing_at_pods_are_trusted():
+    def slc(labels: dict, ref: dict | None, address: str = "10.0.0.1") -> dict:
+        return {"metadata": {"labels": {"kubernetes.io/service-name": "gw", **labels}}, "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080}],
+                "endpoints": [{"addresses": [address], "conditions": {"ready": True}, **({"targetRef": ref} if ref else {})}]}
+
+    pod = {"kind": "Pod", "name": "gw-a"}
+    assert ready_endpoints([slc(MANAGED, pod)]) == [Endpoint("gw-a", "http://10.0.0.1:8080")]
+    # Written by hand (or by another controller) with the Service's name label: not trusted.
+    assert ready_endpoints([slc({}, pod, "169.254.169.254")]) == []
+    assert ready_endpoints([slc({"endpointslice.kubernetes.io/managed-by": "someone"}, pod)]) == []
+    # The controller's slices of a selector-less Service name no pod: nothing to ask.
+    assert ready_endpoints([slc(MANAGED, None)]) == []
+    assert ready_endpoints([slc(MANAGED, {"kind": "Node", "name": "n1"})]) == []
 
 
 class StubPods:
@@ -45,6 +64,7 @@ class StubPods:
         self.seen_auth: list[str] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
+        self.sent = 0
 
     async def start(self) -> None:
         app = web.Application()
@@ -63,11 +83,36 @@ class StubPods:
             return web.json_response({"error": "unauthorized"}, status=401)
         if behaviour == "stall":
             await asyncio.sleep(5)
+        if behaviour in ("drip", "huge", "huge-declared"):
+            return await self.stream(request, behaviour)
         if behaviour == "fail":
             return web.json_response({"error": "boom"}, status=500)
         if behaviour == "future":
             return web.json_response({"schemaVersion": 99, "pod": pod})
         return web.json_response(PodReport(pod=pod, generation=7).model_dump(mode="json", by_alias=True))
+
+    async def stream(self, request: web.Request, behaviour: str) -> web.StreamResponse:
+        """drip: a byte every 0.1 s (each read is quick, the whole never ends); huge: 64 MiB."""
+        resp = web.StreamResponse(headers={"content-type": "application/json"})
+        if behaviour == "huge-declared":
+            resp.content_length = 64 * 1024 * 1024
+        await resp.prepare(request)
+        self.sent = 0
+        try:
+            if behaviour == "drip":
+                await resp.write(b'{"pod": "')
+                for _ in range(300):
+                    await asyncio.sleep(0.1)
+                    await resp.write(b"x")
+                    self.sent += 1
+            else:
+                chunk = b" " * 65536
+                for _ in range(1024):
+                    await resp.write(chunk)
+                    self.sent += len(chunk)
+        except (ConnectionResetError, RuntimeError):
+            pass  # the reader went away: what the bound is for
+        return resp
 
     def endpoint(self, pod: str) -> Endpoint:
         return Endpoint(pod, f"{self.url}/{pod}")
@@ -113,5 +158,26 @@ async def test_a_silent_pod_keeps_its_last_report_for_the_grace_period_then_drop
         pods.behaviour["b"] = "fail"
         assert [s.name for s in await collector.collect(("ns", "gw"), endpoints[:1], TOKEN)] == ["a"]
         assert [s.name for s in await collector.collect(("ns", "gw"), endpoints, TOKEN)] == ["a"]
+    finally:
+        await collector.close()
+
+
+async def test_a_report_fetch_is_bounded_in_total_time_and_bytes(pods):
+    """Per-read timeouts let a slow drip run forever and a huge answer fill memory: one deadline
+    over the whole fetch, and a byte limit, stop both."""
+    loop = asyncio.get_running_loop()
+    collector = ReportCollector(timeout=1.0, grace=0.0, max_bytes=1024 * 1024)
+    try:
+        pods.behaviour = {"drip": "drip"}
+        started = loop.time()
+        assert await collector.collect(("ns", "gw"), [pods.endpoint("drip")], TOKEN) == []
+        assert loop.time() - started < 2.5  # the drip would last 30 s
+        for behaviour in ("huge", "huge-declared"):
+            pods.behaviour = {"big": behaviour}
+            started = loop.time()
+            assert await collector.collect(("ns", "gw"), [pods.endpoint("big")], TOKEN) == []
+            assert loop.time() - started < 2.5
+        # A normal report still reads.
+        assert [s.name for s in await collector.collect(("ns", "gw"), [pods.endpoint("a")], TOKEN)] == ["a"]
     finally:
         await collector.close()

@@ -22,7 +22,7 @@ from aigw_config.status import (
     merge_condition,
 )
 
-from .aggregate import Observation
+from .observe import Observation
 
 RATE_FIELDS = frozenset({
     "requestsPerMinute", "errorPercent", "latencyP95Ms", "requestsThisMinute", "tokensThisMinute",

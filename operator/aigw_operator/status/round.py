@@ -21,16 +21,16 @@ from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, GatewayConfig, load_
 from aigw_config.kinds import AIGatewaySpec
 from aigw_config.packing import configmap_entries, secret_entries, unpack
 from aigw_config.registry import CONTENT_KINDS
-from aigw_config.status import now_rfc3339
+from aigw_config.status import REASON_CONFLICT, now_rfc3339
 
-from . import translate
-from .aggregate import GatewayView, Thresholds, observe_namespace
-from .collector import ReportCollector, ready_endpoints
-from .kube import Kube
-from .reconciler import Reconciler
-from .settings import OperatorConfig
-from .statuspatch import event_object, status_update, transition_events
-from .workloads import Names, service_endpoint
+from .. import translate
+from ..kube import Kube
+from ..reconciler import Reconciler
+from ..settings import OperatorConfig
+from ..workloads import Names, owned_by, service_endpoint
+from .observe import GatewayView, Thresholds, observe_namespace
+from .patch import event_object, status_update, transition_events
+from .reports import ReportCollector, ready_endpoints
 
 log = logging.getLogger("aigw.operator.status")
 
@@ -134,8 +134,11 @@ class Aggregator:
         except ValueError:
             return None  # the renderer reports why; there are no pods of an invalid gateway
         key = (namespace, name)
-        config = self._config(key, await self.kube.get_configmap(namespace, translate.configmap_name(name)))
-        token = self._token(key, await self.kube.get_secret(namespace, translate.secret_name(name)))
+        # Only what this operator rendered for this AIGateway: a foreign `<gw>-credentials` must not
+        # hand its token to whoever answers on the endpoints.
+        configmap = _owned(await self.kube.get_configmap(namespace, translate.configmap_name(name)), gw)
+        config = self._config(key, configmap)
+        token = self._token(key, _owned(await self.kube.get_secret(namespace, translate.secret_name(name)), gw))
         endpoints = ready_endpoints(await self.kube.endpoint_slices(namespace, Names(name).service))
         samples = await self.collector.collect(key, endpoints, token)
         return GatewayView(
@@ -146,6 +149,7 @@ class Aggregator:
             shared_limits=spec.redis is not None,
             ready_pods=tuple(e.pod for e in endpoints),
             pods=tuple(samples),
+            conflict=_conflict(gw),
         )
 
     def _config(self, key: tuple[str, str], configmap: dict | None) -> GatewayConfig | None:
@@ -176,3 +180,13 @@ class Aggregator:
                 cached = _Cached(version, None)
             self._tokens[key] = cached
         return cached.value
+
+
+def _owned(obj: dict[str, Any] | None, gateway: dict[str, Any]) -> dict[str, Any] | None:
+    return obj if obj is not None and owned_by(obj, gateway) else None
+
+
+def _conflict(gateway: dict[str, Any]) -> str | None:
+    """The renderer's Conflict message when it refused the AIGateway (Ready says it too)."""
+    accepted = next((c for c in (gateway.get("status") or {}).get("conditions") or [] if c.get("type") == "Accepted"), {})
+    return accepted.get("message", "") if accepted.get("reason") == REASON_CONFLICT else None

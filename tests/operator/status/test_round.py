@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 
 from aigw_config.report import PodReport, RouteReport, TargetReport, TenantReport
-from aigw_operator.aggregator import Aggregator
-from aigw_operator.collector import ReportCollector
+from aigw_operator.status.round import Aggregator
+from aigw_operator.status.reports import ReportCollector
 from aigw_operator.reconciler import Reconciler
 from aigw_operator.settings import OperatorConfig
-from tests.operator.support import Cluster, cr, endpoint_slice, in_process_kube, secret
+from tests.operator.support import LOCAL_POLICY, Cluster, cr, endpoint_slice, in_process_kube, secret
 
 
 class Pods:
@@ -74,7 +74,7 @@ async def test_a_round_writes_changes_holds_back_rate_churn_and_posts_events(kub
     kube, api = in_process_kube(cluster.url)
     clock = [1000.0]
     config = OperatorConfig(status_min_interval=30.0, report_timeout=2.0, report_grace=0.0)
-    reconciler = Reconciler(kube)
+    reconciler = Reconciler(kube, policy=LOCAL_POLICY)
     collector = ReportCollector(timeout=2.0, grace=0.0)
     aggregator = Aggregator(kube, reconciler, config, collector, identity="op-test", clock=lambda: clock[0])
     try:

@@ -2,7 +2,7 @@
 
 Inputs are plain values (the rendered config, the ready endpoints, the reports that could be
 read); the output is, per (kind, name), the live status fields and the Ready/Degraded
-conditions. No I/O and no clock: `statuspatch` turns observations into patches and events.
+conditions. No I/O and no clock: `patch` turns observations into patches and events.
 
 Rules (documented in aigw_config.status):
 - SERVED is "pods on the current config generation / pods reporting".
@@ -29,6 +29,7 @@ from aigw_config.status import (
     READY,
     REASON_BUDGET_EXCEEDED,
     REASON_CIRCUIT_OPEN,
+    REASON_CONFLICT,
     REASON_CONFIG_REJECTED,
     REASON_HEALTHY,
     REASON_HIGH_ERROR_RATE,
@@ -65,6 +66,7 @@ class GatewayView:
     shared_limits: bool = False  # a Redis URL is configured: tenant usage is shared by the pods
     ready_pods: tuple[str, ...] = ()  # ready endpoints of the gateway Service
     pods: tuple[PodSample, ...] = ()  # the ready pods whose report could be read
+    conflict: str | None = None  # the renderer's Conflict message: objects of its name are not its own
 
     @property
     def generation(self) -> int | None:
@@ -355,7 +357,9 @@ def observe_gateway(view: GatewayView) -> Observation:
                   **({"configError": p.report.last_config_error} if _rejects(view, p) else {})} for p in pods],
     }
     ready = _ready(view)
-    if ready.status == "True" and len(view.ready_pods) < view.replicas:
+    if view.conflict is not None:  # nothing of it is written while another owner's objects stand
+        ready = _cond(READY, "False", REASON_CONFLICT, view.conflict)
+    elif ready.status == "True" and len(view.ready_pods) < view.replicas:
         ready = _cond(READY, "False", REASON_ROLLOUT_IN_PROGRESS,
                       f"{len(view.ready_pods)}/{view.replicas} replicas ready; {view.served} pods serve "
                       f"config generation {view.generation}")
