@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from aigw_gateway.kubeapi import Connection, KubeAPI
-from aigw_operator.kube import Kube
 from aigw_operator.reconciler import Reconciler
 
 
@@ -17,8 +15,10 @@ def closed_port() -> int:
 
 
 async def test_failed_renders_back_off_exponentially_up_to_the_cap():
-    api = KubeAPI(Connection(server=f"http://127.0.0.1:{closed_port()}"))
-    reconciler = Reconciler(Kube(api), retry_delay=2.0, retry_max=10.0)
+    from tests.operator.support import in_process_kube
+
+    kube, api = in_process_kube(f"http://127.0.0.1:{closed_port()}")
+    reconciler = Reconciler(kube, retry_delay=2.0, retry_max=10.0)
     try:
         delays = []
         for _ in range(5):

@@ -47,7 +47,7 @@ def test_only_slices_of_the_service_controller_pointing_at_pods_are_trusted():
                 "endpoints": [{"addresses": [address], "conditions": {"ready": True}, **({"targetRef": ref} if ref else {})}]}
 
     pod = {"kind": "Pod", "name": "gw-a"}
-    assert ready_endpoints([slc(MANAGED, pod)]) == [Endpoint("gw-a", "http://10.0.0.1:8080")]
+    assert ready_endpoints([slc(MANAGED, pod)]) == [Endpoint("gw-a", "http://10.0.0.1:9090")]  # the ops port
     # Written by hand (or by another controller) with the Service's name label: not trusted.
     assert ready_endpoints([slc({}, pod, "169.254.169.254")]) == []
     assert ready_endpoints([slc({"endpointslice.kubernetes.io/managed-by": "someone"}, pod)]) == []

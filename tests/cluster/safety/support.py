@@ -4,7 +4,6 @@ client for in-process reconciles (operator_kube: the one place that builds it)."
 from __future__ import annotations
 
 import base64
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ import yaml
 
 from aigw_config.registry import KINDS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 G = "aigw.dev/v1alpha1"
 SECRET_LABEL = {"aigw.dev/secret": "true"}
 T = TypeVar("T")
@@ -64,40 +63,35 @@ def wait_for(what: str, fn: Callable[[], T], timeout: float = 30.0, logs: Callab
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}{detail}")
 
 
-def _connection(kubeconfig: Path):
-    from aigw_gateway.kubeapi import load_connection
+def _configuration(kubeconfig: Path):
+    from kubernetes import client, config
 
-    before = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
-    try:
-        return load_connection()
-    finally:
-        if before is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = before
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return configuration
 
 
 def operator_kube(kubeconfig: Path):
     """The operator's `Kube` on the real API server, and what to close afterwards."""
-    from aigw_gateway.kubeapi import KubeAPI
     from aigw_operator.kube import Kube
+    from aigw_operator.kubeclient import KubeClient
 
-    api = KubeAPI(_connection(kubeconfig))
+    api = KubeClient(_configuration(kubeconfig))
     return Kube(api), api
 
 
 class Api:
     def __init__(self, kubeconfig: Path) -> None:
         self.kubeconfig = kubeconfig
-        conn = _connection(kubeconfig)
-        tls = ssl.create_default_context(cafile=conn.ca_file)
-        if conn.insecure:
+        conf = _configuration(kubeconfig)
+        tls = ssl.create_default_context(cafile=conf.ssl_ca_cert)
+        if not conf.verify_ssl:
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-        if conn.cert_file:
-            tls.load_cert_chain(conn.cert_file, conn.key_file)
-        headers = {"authorization": f"Bearer {conn.token}"} if conn.token else {}
-        self.http = httpx.Client(base_url=conn.server, verify=tls, headers=headers, timeout=30, trust_env=False)
+        if conf.cert_file:
+            tls.load_cert_chain(conf.cert_file, conf.key_file)
+        token = (conf.api_key or {}).get("authorization")
+        headers = {"authorization": token if token.lower().startswith("bearer ") else f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=conf.host, verify=tls, headers=headers, timeout=30, trust_env=False)
 
     def close(self) -> None:
         self.http.close()
