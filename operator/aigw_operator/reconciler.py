@@ -264,6 +264,8 @@ class Reconciler:
             await self.kube.create_event(event_object(
                 obj, EventSpec(condition.reason, condition.message, "Warning"), now_rfc3339(), self.identity))
         except Exception as exc:  # an Event is a courtesy: never fail a render for one
+            if namespace_gone(exc):
+                return  # the namespace is being deleted: nobody will read it
             log.info("event on %s %s not posted: %s", obj.get("kind"), obj["metadata"]["name"], exc)
 
     async def _render_gateway(self, namespace: str, gw: dict[str, Any], resources: list[Resource],

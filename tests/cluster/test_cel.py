@@ -18,6 +18,8 @@ from aigw_config.registry import KINDS
 from .conftest import crd_documents
 from .support import Cluster
 
+from aigw_config.kinds import ANONYMOUS_NAME, OBJECT_RULES, object_problems
+
 G = "aigw.dev/v1alpha1"
 TARGET = {"credentialRef": "openai"}
 
@@ -72,9 +74,30 @@ def _messages(node: object) -> set[str]:
     return found
 
 
+# Rules on a whole object (metadata.name): message -> (kind, rejected name, accepted name, spec).
+NAME_CASES: dict[str, tuple[str, str, str, dict]] = {
+    OBJECT_RULES["TenantQuota"][0].message: ("TenantQuota", ANONYMOUS_NAME, "anonymous-callers", {}),
+}
+
+
 def test_every_cel_rule_of_the_crds_has_a_case():
     in_crds = set().union(*(_messages(doc["spec"]) for doc in crd_documents()))
-    assert in_crds == set(CASES), f"rules without a case: {in_crds - set(CASES)}; stale cases: {set(CASES) - in_crds}"
+    cases = set(CASES) | set(NAME_CASES)
+    assert in_crds == cases, f"rules without a case: {in_crds - cases}; stale cases: {cases - in_crds}"
+
+
+@pytest.mark.parametrize("message", sorted(NAME_CASES))
+def test_name_rules_agree_with_their_python_twin(cluster: Cluster, cel_namespace: str, message: str):
+    kind, rejected, accepted, spec = NAME_CASES[message]
+
+    def server(name: str) -> str:
+        obj = {"apiVersion": G, "kind": kind, "metadata": {"name": name, "namespace": cel_namespace}, "spec": spec}
+        out = cluster.kubectl("create", "--dry-run=server", "-f", "-", "-o", "name", input=json.dumps(obj), check=False)
+        return "" if out.returncode == 0 else out.stderr
+
+    assert message in server(rejected)
+    assert message in object_problems(kind, rejected)
+    assert server(accepted) == "" and object_problems(kind, accepted) == []
 
 
 def _server_verdict(cluster: Cluster, namespace: str, kind: str, spec: dict) -> str:

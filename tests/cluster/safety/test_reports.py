@@ -59,7 +59,7 @@ async def test_a_hand_written_endpoint_slice_gets_no_report_request(api: Api, ku
     await reconcile(kubeconfig, namespace)
     assert api.get("Service", "gw", namespace) is not None
     base = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "ports": [{"name": "ops", "port": port, "protocol": "TCP"}],  # the report lives on the ops port
             "endpoints": [{"addresses": [address], "conditions": {"ready": True},
                            "targetRef": {"kind": "Pod", "name": "gw-fake", "namespace": namespace}}]}
     api.create({**base, "metadata": {"name": "gw-by-hand", "namespace": namespace,
