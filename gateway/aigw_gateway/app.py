@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import anthropic, gemini, health, internal, openai
+from .api import anthropic, gemini, health, internal, models, openai
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
 from .logs import configure_logging
@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.gateway = state
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(models.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
     app.include_router(internal.router)
@@ -124,7 +125,7 @@ def create_app(settings: Settings) -> ASGIApp:
         (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
     )
     # Outermost first: the span covers error rendering; every response gets a request id.
-    inner = RequestContextMiddleware(lane)
+    inner = RequestContextMiddleware(lane, access_log=settings.access_log)
     return TracingMiddleware(inner) if tracing_enabled() else inner
 
 

@@ -174,6 +174,7 @@ class Call:
 
 def _call(state: GatewayState, request: Request, operation: str) -> Call:
     scope = request.scope  # not request.url: building a URL object costs more than the rest of this
+    scope.setdefault("state", {})["access_logged"] = True  # Call.finish logs it; the middleware logs the rest
     return Call(state, scope.get("state", {}).get("request_id", ""), scope["method"], scope["path"], operation)
 
 

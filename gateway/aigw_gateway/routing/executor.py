@@ -23,7 +23,7 @@ from aigw_config.config import ProviderConfig, RouteConfig, TargetConfig
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ..errors import GatewayError, UpstreamBadResponse, UpstreamError
+from ..errors import GatewayError, InvalidRequest, OperationNotSupported, UpstreamBadResponse, UpstreamError
 from ..providers import adapter_for
 from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
 from ..runtime import Runtime
@@ -141,7 +141,7 @@ class Executor:
                   log_: AttemptLog, operation: str = "chat") -> Completed | Streaming:
         """`operation` is "chat" (streamed or not) or "embeddings"."""
         last: GatewayError | None = None
-        refused: UnsupportedField | None = None  # a target that cannot honour a field is no candidate
+        refused: InvalidRequest | None = None  # a target that cannot honour a field or operation is no candidate
         now = time.monotonic
         tried_any = False
         for target in order_targets(route, self.health, self.rng):
@@ -149,7 +149,9 @@ class Executor:
             provider = runtime.providers[target.credential]
             adapter = adapter_for(provider.provider)
             if adapter is None or (operation == "embeddings" and not hasattr(adapter, "embeddings_request")):
-                last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
+                refused = refused or OperationNotSupported(
+                    f"the model '{route.model}' cannot serve {operation}: no target of route {route.name} supports it "
+                    f"(provider type {provider.provider!r} of {target.credential} does not)", param="model")
                 continue
             fitted, dropped = request, ()
             rules = rules_for(provider.provider) if operation == "chat" else None
