@@ -275,6 +275,17 @@ def _extensions(body: dict[str, Any], request: dict[str, Any]) -> None:
     if isinstance(body.get("output_format"), dict):
         _output_format(body["output_format"], request)
     request["x_vendor"] = {"anthropic": extra} if extra else {}
+    names = {k: v for k, v in _NAMES.items() if k in request}
+    if "response_format" in request and isinstance(body.get("output_format"), dict):
+        names["response_format"] = "output_format"
+    if names:
+        request["x_names"] = names
+
+
+# canonical key -> the Anthropic field it came from (named in a refusal)
+_NAMES = {"reasoning_budget": "thinking", "reasoning_effort": "output_config.effort", "user": "metadata.user_id",
+          "response_format": "output_config.format", "stop": "stop_sequences",
+          "parallel_tool_calls": "tool_choice.disable_parallel_tool_use"}
 
 
 def _output_format(fmt: dict[str, Any], request: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ request (top level)
   `x_vendor`          {api: {field: value}}: fields of the client's API with no canonical
                       counterpart; the same API's adapter re-applies them, any other refuses them
                       by their client-side name
+  `x_names`           {canonical key: the client's name for it} (`thinking` for reasoning_budget),
+                      so a refusal names what the client sent
 messages
   system/user parts   `cache_control` on a content part (Anthropic's marker, the convention
                       OpenAI-compatible gateways use); tools may carry it too
@@ -30,7 +32,7 @@ from __future__ import annotations
 from typing import Any, Literal, TypedDict
 
 # Extension keys that no OpenAI API accepts: adapters for OpenAI-shaped targets remove them.
-EXTENSION_KEYS = ("top_k", "reasoning_budget", "x_vendor")
+EXTENSION_KEYS = ("top_k", "reasoning_budget", "x_vendor", "x_names")
 MESSAGE_EXTENSION_KEYS = ("thinking_blocks", "reasoning_content", "is_error", "cache_control")
 
 # reasoning_effort <-> thinking budget (tokens). Budgets follow Anthropic's minimum of 1024.
@@ -117,6 +119,7 @@ class ChatRequest(TypedDict, total=False):
     reasoning_effort: str
     reasoning_budget: int
     x_vendor: dict[str, dict[str, Any]]
+    x_names: dict[str, str]
 
 
 class PromptTokensDetails(TypedDict, total=False):
