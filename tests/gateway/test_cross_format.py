@@ -138,3 +138,30 @@ def test_access_log_records_404_and_405(gw):
         if {("/v1/nothing-here", 404), ("/v1/chat/completions", 405)} <= logged:
             break
     assert {("/v1/nothing-here", 404), ("/v1/chat/completions", 405)} <= logged
+
+
+def genai_client(gw) -> genai.Client:
+    return genai.Client(api_key=TENANT_KEY, http_options=genai_types.HttpOptions(base_url=gw.url, api_version="v1beta"))
+
+
+def test_google_genai_to_anthropic_translates_thinking_and_refuses_gemini_only_fields(gw, fake_anthropic):
+    sdk = genai_client(gw)
+    reply = sdk.models.generate_content(
+        model="gpt-via-anthropic", contents="think about it",
+        config=genai_types.GenerateContentConfig(max_output_tokens=4000, stop_sequences=["END"],
+                                                 thinking_config=genai_types.ThinkingConfig(thinking_budget=2048)))
+    assert reply.text
+    sent = fake_anthropic.last_request.json
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048} and sent["stop_sequences"] == ["END"]
+    seen = len(fake_anthropic.requests)
+    for config, param in (
+        (genai_types.GenerateContentConfig(safety_settings=[genai_types.SafetySetting(
+            category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_NONE")]), "safetySettings"),
+        (genai_types.GenerateContentConfig(candidate_count=2), "generationConfig.candidateCount"),
+        (genai_types.GenerateContentConfig(top_k=20, thinking_config=genai_types.ThinkingConfig(thinking_budget=2048),
+                                           max_output_tokens=4000), "top_k"),
+    ):
+        with pytest.raises(genai.errors.ClientError) as exc:
+            sdk.models.generate_content(model="gpt-via-anthropic", contents="x", config=config)
+        assert exc.value.code == 400 and param in exc.value.message
+    assert len(fake_anthropic.requests) == seen
