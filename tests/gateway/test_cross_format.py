@@ -165,3 +165,28 @@ def test_google_genai_to_anthropic_translates_thinking_and_refuses_gemini_only_f
             sdk.models.generate_content(model="gpt-via-anthropic", contents="x", config=config)
         assert exc.value.code == 400 and param in exc.value.message
     assert len(fake_anthropic.requests) == seen
+
+
+@pytest.fixture
+def to_openai(tmp_path, fake_openai, start_gateway):
+    return start_gateway("-f", str(write_crs(tmp_path / "crs.yaml", fake_openai.base_url, model="claude-via-openai",
+                                             provider="openai")))
+
+
+def test_anthropic_agent_traffic_on_an_openai_target(to_openai, fake_openai):
+    import anthropic
+
+    sdk = anthropic.Anthropic(base_url=to_openai.url, api_key=TENANT_KEY, max_retries=0, timeout=10)
+    msg = sdk.messages.create(
+        model="claude-via-openai", max_tokens=4000, thinking={"type": "enabled", "budget_tokens": 2048},
+        system=[{"type": "text", "text": "long rules", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"},
+                  {"role": "system", "content": "plan mode"}, {"role": "user", "content": "go on"}])
+    assert msg.content[-1].text == "echo: go on" and msg.stop_reason == "end_turn"
+    sent = fake_openai.last_request.json
+    assert sent["reasoning_effort"] == "low" and {"role": "system", "content": "plan mode"} in sent["messages"]
+    assert "cache_control" not in json.dumps(sent) and "x_vendor" not in sent
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        sdk.messages.create(model="claude-via-openai", max_tokens=10, extra_body={"top_k": 5},
+                            messages=[{"role": "user", "content": "x"}])
+    assert exc.value.body["error"]["type"] == "invalid_request_error" and "top_k" in exc.value.body["error"]["message"]
