@@ -42,7 +42,8 @@ GENERATION_FIELDS = {
 # generationConfig fields handled by the ingress itself (response format, thinking, modalities).
 GENERATION_HANDLED = frozenset({"responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
                                 "responseModalities"})
-REQUEST_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig"})
+REQUEST_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
+                            "model"})  # some REST clients repeat the URL's model in the body
 MAX_CANDIDATES = 8
 
 
