@@ -15,6 +15,7 @@ from aigw_gateway.ingress.gemini import INGRESS as GEMINI
 from aigw_gateway.ingress.openai import INGRESS as OPENAI
 from aigw_gateway.providers import ADAPTERS
 from aigw_gateway.wire import fit, rules_for
+from aigw_gateway.wire.canonical import client_param
 
 CLIENTS = {"openai": OPENAI, "anthropic": ANTHROPIC, "gemini": GEMINI}
 PROVIDERS = ("openai", "anthropic", "gemini", "bedrock", "ollama")
@@ -44,8 +45,8 @@ def upstream(client: str, provider: str, body: dict[str, Any], *, mode: str = "r
     try:
         fitted, dropped = fit(rules_for(provider), request, mode, f"p/{UPSTREAM_MODEL[provider]}")
         out = ADAPTERS[provider].chat_request(config, "key", UPSTREAM_MODEL[provider], fitted, stream)
-    except InvalidRequest as err:
-        raise Rejected(err.param, err.message) from None
+    except InvalidRequest as err:  # named as the executor names it: the client's own path
+        raise Rejected(client_param(request, err.param), err.message) from None
     return orjson.loads(out.content), dropped
 
 

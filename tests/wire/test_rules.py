@@ -81,3 +81,12 @@ def test_cache_writes_are_counted_and_itemised():
     assert usage_dict(10, 2, cache_read=100, cache_write=5) == {
         "prompt_tokens": 115, "completion_tokens": 2, "total_tokens": 117,
         "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 5}}
+
+
+def test_client_paths_name_the_clients_message():
+    from aigw_gateway.wire.canonical import client_param
+
+    request = {"x_paths": ["system", "messages[0]", "messages[1]"]}
+    assert client_param(request, "messages[2].content[1]") == "messages[1].content[1]"
+    assert client_param(request, "messages[0]") == "system"
+    assert client_param(request, "tools[0]") == "tools[0]" and client_param({}, "messages[4]") == "messages[4]"

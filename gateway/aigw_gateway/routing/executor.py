@@ -30,6 +30,7 @@ from ..runtime import Runtime
 from ..upstream import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, map_transport_error
 from ..telemetry.tracing import tracer
 from ..wire import UnsupportedField, fit, rules_for
+from ..wire.canonical import client_param
 from .health import HealthRegistry
 from .strategies import order_targets
 
@@ -174,7 +175,11 @@ class Executor:
                 if operation == "embeddings":
                     upstream = adapter.embeddings_request(provider, key, target.model, request)
                 else:
-                    upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
+                    try:
+                        upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
+                    except InvalidRequest as err:  # name the client's own message, not the canonical one
+                        err.param = client_param(fitted, err.param)
+                        raise
                 with (tracer.start_as_current_span(
                     f"{operation} {target.model}", kind=SpanKind.CLIENT,
                     attributes={"gen_ai.operation.name": operation, "gen_ai.provider.name": provider.provider,

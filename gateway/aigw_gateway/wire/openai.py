@@ -82,7 +82,7 @@ def openai_body(request: ChatRequest) -> dict[str, Any]:
     """A plain OpenAI body for a canonical request; untouched when it came from an OpenAI client."""
     if "x_vendor" not in request and "reasoning_budget" not in request:
         return cast(dict[str, Any], request)
-    body = {k: v for k, v in request.items() if k not in ("x_vendor", "x_names", "reasoning_budget")}
+    body = {k: v for k, v in request.items() if k not in ("x_vendor", "x_names", "x_paths", "reasoning_budget")}
     budget = request.get("reasoning_budget")
     if isinstance(budget, int) and "reasoning_effort" not in body:
         effort = effort_for_budget(budget)

@@ -98,7 +98,7 @@ class FieldRules:
         out: list[tuple[str, str, str]] = []
         names = request.get("x_names") or {}  # canonical key -> the client's name for it
         for key, value in request.items():
-            if key == "x_names":
+            if key in ("x_names", "x_paths"):
                 continue
             if key == "x_vendor":
                 for api, extra in (value or {}).items():
