@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from . import http_limits
-from .api import anthropic, gemini, health, internal, openai, usage_history
+from .api import anthropic, gemini, health, internal, models, openai, usage_history
 from .api import responses as responses_api
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(usage_history.router)
+    app.include_router(models.router)
     app.include_router(anthropic.router)
     app.include_router(gemini.router)
     app.include_router(responses_api.router)
@@ -147,7 +148,7 @@ def create_app(settings: Settings) -> ASGIApp:
         (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
     )
     # Outermost first: the span covers error rendering; every response gets a request id.
-    inner = RequestContextMiddleware(lane)
+    inner = RequestContextMiddleware(lane, access_log=settings.access_log)
     api = TracingMiddleware(inner) if tracing_enabled() else inner
     return OpsPortSplit(api, RequestContextMiddleware(ops), settings.ops_port) if settings.ops_port else api
 

@@ -74,6 +74,12 @@ class InvalidRequest(GatewayError):
     code = "invalid_request"
 
 
+class OperationNotSupported(InvalidRequest):
+    """The route's targets cannot serve this operation at all (embeddings on a chat-only provider)."""
+
+    code = "operation_not_supported"
+
+
 class InvalidJSON(InvalidRequest):
     code = "invalid_json"
 

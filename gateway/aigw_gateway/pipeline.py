@@ -249,7 +249,8 @@ class Call:
 
 def _call(state: GatewayState, request: Request, operation: str) -> Call:
     scope = request.scope  # not request.url: building a URL object costs more than the rest of this
-    scope_state = scope.get("state", {})
+    scope_state = scope.setdefault("state", {})
+    scope_state["access_logged"] = True  # Call.finish logs it; the middleware logs the rest
     return Call(state, scope_state.get("request_id", ""), scope["method"], scope["path"], operation,
                 scope_state.get("client_request_id"))
 

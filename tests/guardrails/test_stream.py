@@ -201,3 +201,17 @@ def test_chained_stream_filters_restore_every_policys_placeholders():
     assert result.request["messages"][0]["content"] == "<EMAIL_1> <CREDIT_CARD_1>"
     out = run_stream(chain.stream_filter(result.restore), [chunk("to <EMA"), chunk("IL_1> with <CREDIT_"), chunk("CARD_1>.")])
     assert stream_text(out) == f"to {EMAIL} with {CARD}."
+
+
+def test_reasoning_is_scanned_in_answers_and_withheld_from_guarded_streams():
+    p = policy(direction="output", restore=False)
+    restore = p.scan_request(chat(user("hi"))).restore
+    answer = completion("ok")
+    answer["choices"][0]["message"]["reasoning_content"] = f"the card is {CARD}"
+    answer["choices"][0]["message"]["thinking_blocks"] = [{"type": "thinking", "thinking": f"card {CARD}", "signature": "s"}]
+    message = p.filter_response(answer, restore)["choices"][0]["message"]
+    assert CARD not in message["reasoning_content"] and CARD not in message["thinking_blocks"][0]["thinking"]
+    thinking = {**chunk(), "choices": [{"index": 0, "delta": {"reasoning_content": f"card {CARD}"}, "finish_reason": None}]}
+    out = run_stream(p.stream_filter(restore), [chunk(role="assistant", content=""), thinking, chunk("fine"),
+                                                chunk(finish="stop"), usage_chunk()])
+    assert CARD not in str(out) and stream_text(out) == "fine"

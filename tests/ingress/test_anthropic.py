@@ -194,6 +194,9 @@ def test_parse_what_the_sdk_sends(fake_anthropic, fake_openai):
                                                     "parameters": TOOLS[0]["input_schema"]}}],
         "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": False,
         "user": "u1", "x_vendor": {},
+        "x_names": {"user": "metadata.user_id", "stop": "stop_sequences",
+                    "parallel_tool_calls": "tool_choice.disable_parallel_tool_use"},
+        "x_paths": ["system", "messages[0]", "messages[1]", "messages[2]", "messages[2]", "messages[2]"],
         "messages": [
             {"role": "system", "content": "rule one\nrule two"},
             {"role": "user", "content": [{"type": "text", "text": "look"},

@@ -7,13 +7,11 @@ google-genai 1.x calls them under /v1beta; its later releases under /v1: both ar
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import pipeline
-from ..auth import authenticate
 from ..errors import NotFound
 from ..ingress.gemini import INGRESS
 from ..passthrough import flow
@@ -51,15 +49,3 @@ async def generate_v1beta(request: Request, target: str) -> Response:
 @router.post("/v1/models/{target:path}")
 async def generate_v1(request: Request, target: str) -> Response:
     return await generate(request, target)
-
-
-@router.get("/v1beta/models")
-async def list_models(request: Request) -> Response:
-    runtime = state_of(request).runtime()
-    tenant = authenticate(runtime, request.headers)
-    models = [
-        {"name": f"models/{name}", "displayName": name, "description": f"aigw route {route.name}",
-         "supportedGenerationMethods": list(_ACTIONS)}
-        for name, route in sorted(runtime.routes_by_model.items()) if runtime.may_use(tenant, route)
-    ]
-    return Response(orjson.dumps({"models": models}), media_type="application/json")

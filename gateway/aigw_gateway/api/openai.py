@@ -36,15 +36,3 @@ async def usage(request: Request) -> Response:
     state = state_of(request)
     tenant = authenticate(state.runtime(), request.headers)
     return Response(orjson.dumps(await state.limiter.usage(tenant)), media_type="application/json")
-
-
-@router.get("/v1/models")
-async def list_models(request: Request) -> Response:
-    runtime = state_of(request).runtime()
-    tenant = authenticate(runtime, request.headers)
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": f"aigw/{route.name}"}
-        for name, route in sorted(runtime.routes_by_model.items())
-        if runtime.may_use(tenant, route)
-    ]
-    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")

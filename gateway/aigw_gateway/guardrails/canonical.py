@@ -67,7 +67,8 @@ def rewrite_message(message: Any, visit: Visit) -> Any:
         return message
     role = message.get("role") or "assistant"
     changes: dict[str, Any] = {}
-    for key, rewrite in (("content", _content), ("tool_calls", _tool_calls), ("function_call", _function)):
+    for key, rewrite in (("content", _content), ("reasoning_content", _content), ("tool_calls", _tool_calls),
+                         ("function_call", _function)):
         if key in message:
             old = message[key]
             new = rewrite(old, role, visit)
@@ -99,10 +100,26 @@ def rewrite_response(response: dict[str, Any], visit: Visit, *, drop_logprobs: b
             new_choices.append(choice)
             continue
         message = choice.get("message")
-        new = rewrite_message(message, visit)
+        new = _thinking(rewrite_message(message, visit), visit)
         if new is not message or (drop_logprobs and choice.get("logprobs") is not None):
             choice = {**choice, "message": new}
             if drop_logprobs and choice.get("logprobs") is not None:
                 choice["logprobs"] = None
         new_choices.append(choice)
     return {**response, "choices": new_choices}
+
+
+def _thinking(message: Any, visit: Visit) -> Any:
+    """An answer's thinking blocks are scanned like its text (a changed block no longer matches
+    its signature: the provider then refuses to replay it, which is the safe way round)."""
+    blocks = message.get("thinking_blocks") if isinstance(message, dict) else None
+    if not isinstance(blocks, list):
+        return message
+    out = []
+    for block in blocks:
+        text = block.get("thinking") if isinstance(block, dict) else None
+        if isinstance(text, str) and text:
+            new = visit(text, "assistant", "content")
+            block = {**block, "thinking": new} if new is not text else block
+        out.append(block)
+    return {**message, "thinking_blocks": out}

@@ -137,6 +137,9 @@ class ChunkFilter:
         if not isinstance(delta, dict):
             delta = {}
         new_delta = dict(delta)
+        # Streamed reasoning is not scanned chunk by chunk: with output guardrails on it is withheld.
+        reasoning = new_delta.pop("reasoning_content", None) is not None
+        reasoning = new_delta.pop("thinking_blocks", None) is not None or reasoning
         content = delta.get("content")
         text = self._content_channel(index).feed(content) if isinstance(content, str) and content else ""
         if finished:
@@ -157,7 +160,7 @@ class ChunkFilter:
         new = {**choice, "delta": new_delta}
         if self._drop_logprobs and new.get("logprobs") is not None:
             new["logprobs"] = None
-        had_text = bool(content) or bool(calls)
+        had_text = bool(content) or bool(calls) or reasoning
         says_something = bool(set(new_delta) - {"content"}) or bool(new_delta.get("content")) or content == ""
         if had_text and not says_something and not finished and new.get("logprobs") is None:
             return None  # everything it carried is held back

@@ -194,8 +194,10 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest("messages: Field required (a non-empty array)", param="messages")
     messages: list[dict[str, Any]] = []
+    paths: list[str] = []  # the client's path of each canonical message
     if body.get("system"):
         messages.append(_system_message(body["system"], "system"))
+        paths.append("system")
     for i, msg in enumerate(raw):
         param = f"messages[{i}]"
         role = msg.get("role") if isinstance(msg, dict) else None
@@ -208,6 +210,7 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
         else:
             raise InvalidRequest(f"unexpected role {role!r}: messages are user, assistant or system turns",
                                  param=param + ".role")
+        paths.extend([param] * (len(messages) - len(paths)))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("stream must be a boolean", param="stream")
@@ -227,6 +230,8 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], request)
     _extensions(body, request)
+    if paths != [f"messages[{k}]" for k in range(len(paths))]:
+        request["x_paths"] = paths
     return request
 
 
@@ -275,6 +280,17 @@ def _extensions(body: dict[str, Any], request: dict[str, Any]) -> None:
     if isinstance(body.get("output_format"), dict):
         _output_format(body["output_format"], request)
     request["x_vendor"] = {"anthropic": extra} if extra else {}
+    names = {k: v for k, v in _NAMES.items() if k in request}
+    if "response_format" in request and isinstance(body.get("output_format"), dict):
+        names["response_format"] = "output_format"
+    if names:
+        request["x_names"] = names
+
+
+# canonical key -> the Anthropic field it came from (named in a refusal)
+_NAMES = {"reasoning_budget": "thinking", "reasoning_effort": "output_config.effort", "user": "metadata.user_id",
+          "response_format": "output_config.format", "stop": "stop_sequences",
+          "parallel_tool_calls": "tool_choice.disable_parallel_tool_use"}
 
 
 def _output_format(fmt: dict[str, Any], request: dict[str, Any]) -> None:

@@ -294,6 +294,11 @@ class GeminiStreamEncoder:
 
 
 _SNAKE_FIELDS = frozenset(_snake(f) for f in REQUEST_FIELDS)
+# canonical key -> the Gemini field it came from (named in a refusal)
+_NAMES = {**{dst: f"generationConfig.{src}" for src, dst in GENERATION_FIELDS.items()},
+          "response_format": "generationConfig.responseMimeType",
+          "reasoning_budget": "generationConfig.thinkingConfig", "reasoning_effort": "generationConfig.thinkingConfig",
+          "tool_choice": "toolConfig"}
 
 
 class GeminiIngress:
@@ -332,6 +337,9 @@ class GeminiIngress:
             if key not in REQUEST_FIELDS and key not in _SNAKE_FIELDS and value is not None:
                 extra[key] = value
         canonical["x_vendor"] = {"gemini": extra} if extra else {}
+        names = {k: v for k, v in _NAMES.items() if k in canonical}
+        if names:
+            canonical["x_names"] = names
         if stream:
             canonical["stream"] = True
             canonical["stream_options"] = {"include_usage": True}

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
+import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,9 +52,16 @@ async def send_error(send: Send, err: GatewayError, request_id: str, fmt: str = 
     await send({"type": "http.response.body", "body": body})
 
 
+access_log = logging.getLogger("aigw.access")
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """`access_log`: log every answer the chat pipeline does not log itself (404, 405, model
+    lists, probes, a body refused before routing), in the pipeline's JSON line shape."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,11 +84,14 @@ class RequestContextMiddleware:
         else:
             id_headers = [(b"x-request-id", client_id.encode()), (b"x-aigw-request-id", request_id.encode())]
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0] not in _ID_HEADERS]
                 headers.extend(id_headers)
                 message = {**message, "headers": headers}
@@ -93,6 +105,7 @@ class RequestContextMiddleware:
             if started:
                 log.warning("request %s failed after the response started: %s", request_id, err.message)
                 return
+            status = err.status_code
             await send_error(send_with_id, err, request_id, error_format_for(scope["path"]))
         except Exception:
             if started:  # already answered (and logged) by the app's own error handler
@@ -100,5 +113,12 @@ class RequestContextMiddleware:
                 return
             log.exception("request %s failed with an unexpected error", request_id)
             if not started:
+                status = 500
                 err = InternalError("internal error; see the gateway log for this request id")
                 await send_error(send_with_id, err, request_id, error_format_for(scope["path"]))
+        finally:
+            if self.access_log and not scope["state"].get("access_logged"):
+                access_log.info("%s", orjson.dumps({
+                    "request_id": request_id, "method": scope["method"], "path": scope["path"], "status": status,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                }).decode())

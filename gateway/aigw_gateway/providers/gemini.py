@@ -201,7 +201,10 @@ def _contents(messages: list[Any], model: str) -> tuple[list[dict[str, Any]], li
             raise InvalidRequest("each message must be an object", param=f"messages[{i}]")
         role, content = msg.get("role"), msg.get("content")
         if role in ("system", "developer"):
-            if text := _text_of(content):
+            if isinstance(content, list):  # one part per block: blocks are not glued together
+                system.extend({"text": p["text"]} for p in content
+                              if isinstance(p, dict) and p.get("type") in ("text", "input_text") and p.get("text"))
+            elif text := _text_of(content):
                 system.append({"text": text})
         elif role == "user":
             add("user", _user_parts(content, f"messages[{i}].content"))

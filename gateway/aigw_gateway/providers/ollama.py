@@ -131,6 +131,8 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
                 calls.append({"function": {"name": fn["name"], "arguments": args}})
             native["tool_calls"] = calls
         if role == "tool":
+            if msg.get("is_error") and not text.startswith("Error"):  # Ollama has no error flag on results
+                native["content"] = "Error: " + text
             name = msg.get("name") or tool_names.get(msg.get("tool_call_id") or "")
             if name:
                 native["tool_name"] = name

@@ -25,13 +25,14 @@ from aigw_config.config import ProviderConfig, RouteConfig, TargetConfig
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ..errors import FirstByteTimeout, GatewayError, UpstreamBadResponse, UpstreamError
+from ..errors import FirstByteTimeout, GatewayError, InvalidRequest, OperationNotSupported, UpstreamBadResponse, UpstreamError
 from ..providers import adapter_for
 from ..providers.base import ProviderAdapter, StreamTranslator, UpstreamRequest
 from ..runtime import Runtime
 from ..upstream import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, map_transport_error
 from ..telemetry.tracing import tracer
 from ..wire import UnsupportedField, fit, rules_for
+from ..wire.canonical import client_param
 from .health import HealthRegistry
 from .strategies import order_targets
 
@@ -157,7 +158,7 @@ class Executor:
         for the adapter of the targets it `serves`: it sends the request in the client's own API
         (providers/openai_responses.NativeResponses)."""
         last: GatewayError | None = None
-        refused: UnsupportedField | None = None  # a target that cannot honour a field is no candidate
+        refused: InvalidRequest | None = None  # a target that cannot honour a field or operation is no candidate
         now = time.monotonic
         tried_any = False
         targets = order_targets(route, self.health, self.rng)
@@ -173,7 +174,9 @@ class Executor:
             if native is not None and native.serves(provider):
                 adapter, payload = native, request
             if adapter is None:
-                last = UpstreamError(f"{operation} is not supported by provider type {provider.provider!r} ({target.credential})")
+                refused = refused or OperationNotSupported(
+                    f"the model '{route.model}' cannot serve {operation}: no target of route {route.name} supports it "
+                    f"(provider type {provider.provider!r} of {target.credential} does not)", param="model")
                 continue
             client_format = getattr(adapter, "client_format", False) or adapter is native
             fitted, dropped = payload, ()
@@ -197,7 +200,11 @@ class Executor:
                 if operation == "embeddings" and not client_format:
                     upstream = adapter.embeddings_request(provider, key, target.model, payload)
                 else:
-                    upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
+                    try:
+                        upstream = adapter.chat_request(provider, key, target.model, fitted, stream)
+                    except InvalidRequest as err:  # name the client's own message, not the canonical one
+                        err.param = client_param(fitted, err.param)
+                        raise
                 with (tracer.start_as_current_span(
                     f"{operation} {target.model}", kind=SpanKind.CLIENT,
                     attributes={"gen_ai.operation.name": operation, "gen_ai.provider.name": provider.provider,

@@ -11,6 +11,11 @@ request (top level)
   `x_vendor`          {api: {field: value}}: fields of the client's API with no canonical
                       counterpart; the same API's adapter re-applies them, any other refuses them
                       by their client-side name
+  `x_names`           {canonical key: the client's name for it} (`thinking` for reasoning_budget),
+                      so a refusal names what the client sent
+  `x_paths`           [the client's path for canonical message i] ("system", "messages[3]"), when
+                      the two numberings differ, so a refusal of message content points at the
+                      client's own message
 messages
   system/user parts   `cache_control` on a content part (Anthropic's marker, the convention
                       OpenAI-compatible gateways use); tools may carry it too
@@ -30,7 +35,7 @@ from __future__ import annotations
 from typing import Any, Literal, TypedDict
 
 # Extension keys that no OpenAI API accepts: adapters for OpenAI-shaped targets remove them.
-EXTENSION_KEYS = ("top_k", "reasoning_budget", "x_vendor")
+EXTENSION_KEYS = ("top_k", "reasoning_budget", "x_vendor", "x_names", "x_paths")
 MESSAGE_EXTENSION_KEYS = ("thinking_blocks", "reasoning_content", "is_error", "cache_control")
 
 # reasoning_effort <-> thinking budget (tokens). Budgets follow Anthropic's minimum of 1024.
@@ -117,6 +122,8 @@ class ChatRequest(TypedDict, total=False):
     reasoning_effort: str
     reasoning_budget: int
     x_vendor: dict[str, dict[str, Any]]
+    x_names: dict[str, str]
+    x_paths: list[str]
 
 
 class PromptTokensDetails(TypedDict, total=False):
@@ -173,3 +180,15 @@ def cache_tokens(usage: Any) -> tuple[int, int]:
     if not isinstance(details, dict):
         return 0, 0
     return int(details.get("cached_tokens") or 0), int(details.get("cache_write_tokens") or 0)
+
+
+def client_param(request: Any, param: str | None) -> str | None:
+    """`messages[i]...` of the canonical request as the client's own path (see `x_paths`)."""
+    paths = request.get("x_paths") if isinstance(request, dict) else None
+    if not paths or not param or not param.startswith("messages["):
+        return param
+    index, _, rest = param[len("messages["):].partition("]")
+    try:
+        return paths[int(index)] + rest
+    except (ValueError, IndexError):
+        return param

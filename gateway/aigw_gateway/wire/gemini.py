@@ -37,13 +37,13 @@ SCHEMA_FORMATS = frozenset({"enum", "date-time", "float", "double", "int32", "in
 GENERATION_FIELDS = {
     "maxOutputTokens": "max_tokens", "temperature": "temperature", "topP": "top_p", "topK": "top_k",
     "seed": "seed", "stopSequences": "stop", "presencePenalty": "presence_penalty",
-    "frequencyPenalty": "frequency_penalty", "candidateCount": "n", "responseLogprobs": "logprobs",
-    "logprobs": "top_logprobs",
-}
+    "frequencyPenalty": "frequency_penalty", "candidateCount": "n",
+}  # responseLogprobs/logprobs stay Gemini's own: no renderer turns OpenAI logprobs into logprobsResult
 # generationConfig fields handled by the ingress itself (response format, thinking, modalities).
 GENERATION_HANDLED = frozenset({"responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
                                 "responseModalities"})
-REQUEST_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig"})
+REQUEST_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
+                            "model"})  # some REST clients repeat the URL's model in the body
 MAX_CANDIDATES = 8
 
 

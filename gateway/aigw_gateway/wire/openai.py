@@ -13,9 +13,9 @@ canonical request that came from another API into a plain OpenAI body:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from .canonical import effort_for_budget
+from .canonical import ChatRequest, effort_for_budget
 from .rules import TRANSLATED, UNSUPPORTED, FieldRules
 
 FIELDS = FieldRules(api="openai", label="OpenAI", open=True,
@@ -78,11 +78,11 @@ def _messages(messages: list[Any]) -> list[Any]:
     return out
 
 
-def openai_body(request: dict[str, Any]) -> dict[str, Any]:
+def openai_body(request: ChatRequest) -> dict[str, Any]:
     """A plain OpenAI body for a canonical request; untouched when it came from an OpenAI client."""
     if "x_vendor" not in request and "reasoning_budget" not in request:
-        return request
-    body = {k: v for k, v in request.items() if k not in ("x_vendor", "reasoning_budget")}
+        return cast(dict[str, Any], request)
+    body = {k: v for k, v in request.items() if k not in ("x_vendor", "x_names", "x_paths", "reasoning_budget")}
     budget = request.get("reasoning_budget")
     if isinstance(budget, int) and "reasoning_effort" not in body:
         effort = effort_for_budget(budget)

@@ -96,7 +96,10 @@ class FieldRules:
     def problems(self, request: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         """(client-side field name, canonical key, why) for every field this API cannot honour."""
         out: list[tuple[str, str, str]] = []
+        names = request.get("x_names") or {}  # canonical key -> the client's name for it
         for key, value in request.items():
+            if key in ("x_names", "x_paths"):
+                continue
             if key == "x_vendor":
                 for api, extra in (value or {}).items():
                     if api != self.api:
@@ -105,11 +108,11 @@ class FieldRules:
             support = self.fields.get(key)
             if support is None:
                 if not self.open and value is not None:
-                    out.append((key, key, "is not known to the gateway's translation"))
+                    out.append((names.get(key, key), key, "is not known to the gateway's translation"))
                 continue
             why = support.problem(value, request)
             if why is not None:
-                out.append((key, key, why))
+                out.append((names.get(key, key), key, why))
         return out
 
 
