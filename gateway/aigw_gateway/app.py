@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .api import anthropic, gemini, health, internal, openai
+from .api import anthropic, gemini, health, internal, openai, routes
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
 from .logs import configure_logging
@@ -114,16 +114,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(StarletteHTTPException, http_exception)
     app.add_exception_handler(Exception, unexpected)
-    lane = FastLane(
-        app,
-        {
-            ("POST", "/v1/chat/completions"): openai.chat_completions,
-            ("POST", "/v1/embeddings"): openai.embeddings,
-            ("POST", "/v1/messages"): anthropic.messages,
-            ("POST", "/v1/messages/count_tokens"): anthropic.count_tokens,
-        },
-        (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
-    )
+    lane = FastLane(app, routes.EXACT, routes.PREFIXES)
     # Outermost first: the span covers error rendering; every response gets a request id.
     inner = RequestContextMiddleware(lane)
     return TracingMiddleware(inner) if tracing_enabled() else inner

@@ -124,6 +124,9 @@ def test_system_turn_inside_messages_passes(tmp_path, fake_anthropic, start_gate
                                               {"role": "system", "content": "mid-conversation note"}])
     assert msg.content[0].text == "echo: hi"
     assert fake_anthropic.last_request.json["messages"][1]["role"] == "system"
+    # the data-plane route table knows the path: another method is a 405 in the API's error shape
+    r = httpx.get(gw.url + "/v1/messages", headers={"x-api-key": TENANT_KEY}, timeout=5)
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["type"] == "error"
 
 
 def test_guardrails_mask_and_restore_on_passthrough(tmp_path, fake_anthropic, start_gateway):

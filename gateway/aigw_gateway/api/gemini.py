@@ -43,16 +43,6 @@ async def generate(request: Request, target: str) -> Response:
     return await pipeline.chat(state, request, INGRESS, body, model=model, stream=_ACTIONS[action])
 
 
-@router.post("/v1beta/models/{target:path}")
-async def generate_v1beta(request: Request, target: str) -> Response:
-    return await generate(request, target)
-
-
-@router.post("/v1/models/{target:path}")
-async def generate_v1(request: Request, target: str) -> Response:
-    return await generate(request, target)
-
-
 @router.get("/v1beta/models")
 async def list_models(request: Request) -> Response:
     runtime = state_of(request).runtime()

@@ -203,8 +203,8 @@ def sse(name: str | None, data: bytes, crlf: bool = False) -> bytes:
 
 @dataclass(slots=True)
 class Slot:
-    """One text of a native body: `holder[key]` is a string ("content") or a JSON value whose
-    serialisation is scanned as tool arguments ("arguments")."""
+    """One text of a native body: `holder[key]` is a string ("content"), a JSON value whose
+    serialisation is scanned as tool arguments ("arguments"), or a string of JSON ("json")."""
 
     holder: Any
     key: Any
@@ -213,10 +213,10 @@ class Slot:
 
     def get(self) -> str:
         value = self.holder[self.key]
-        return value if self.kind == "content" else orjson.dumps(value).decode()
+        return orjson.dumps(value).decode() if self.kind == "arguments" else value
 
     def set(self, text: str) -> None:
-        if self.kind == "content":
+        if self.kind != "arguments":
             self.holder[self.key] = text
         else:
             try:
