@@ -258,3 +258,23 @@ def test_provider_error_event_mid_stream_reaches_the_client(tmp_path, fake_anthr
         got = b"".join(r.iter_raw())
     assert r.status_code == 200 and got.count(b"event: ") == 5
     assert got.endswith(b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')
+
+
+def test_error_event_before_any_content_fails_over(tmp_path, fake_anthropic, fake_anthropic_factory, start_gateway):
+    backup = fake_anthropic_factory()
+    extra = f"""---
+apiVersion: aigw.dev/v1alpha1
+kind: ProviderCredential
+metadata: {{name: backup}}
+spec:
+  provider: anthropic
+  baseURL: {backup.base_url}
+  apiKeySecretRef: {{name: upstream-key, key: apiKey}}
+"""
+    second = f"      priority: 0\n    - credentialRef: backup\n      model: {UPSTREAM}\n      priority: 1\n"
+    gw = start_gateway("-f", crs(tmp_path, fake_anthropic, upstream=f"{UPSTREAM}~error_after=1", extra=extra,
+                                 target_extra=second))
+    with client(gw).messages.stream(model=ROUTE, max_tokens=32, messages=[{"role": "user", "content": "a b"}]) as s:
+        assert "".join(s.text_stream) == "echo: a b"
+    assert fake_anthropic.requests  # the primary was tried, and its error event never reached the client
+    assert backup.last_request.body == fake_anthropic.last_request.body.replace(b"~error_after=1", b"")
