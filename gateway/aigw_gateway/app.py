@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from . import http_limits
-from .api import anthropic, gemini, health, internal, models, openai, usage_history
+from .api import anthropic, gemini, health, internal, models, openai, routes, usage_history
 from .api import responses as responses_api
 from .config_source import DirSource, FileSource
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
@@ -136,17 +136,7 @@ def create_app(settings: Settings) -> ASGIApp:
         fastapi_app.add_exception_handler(GatewayError, gateway_error)
         fastapi_app.add_exception_handler(StarletteHTTPException, http_exception)
         fastapi_app.add_exception_handler(Exception, unexpected)
-    lane = FastLane(
-        app,
-        {
-            ("POST", "/v1/chat/completions"): openai.chat_completions,
-            ("POST", "/v1/embeddings"): openai.embeddings,
-            ("POST", "/v1/messages"): anthropic.messages,
-            ("POST", "/v1/messages/count_tokens"): anthropic.count_tokens,
-            ("POST", "/v1/responses"): responses_api.create,
-        },
-        (("POST", "/v1beta/models/", gemini.generate), ("POST", "/v1/models/", gemini.generate)),
-    )
+    lane = FastLane(app, routes.EXACT, routes.PREFIXES)
     # Outermost first: the span covers error rendering; every response gets a request id.
     inner = RequestContextMiddleware(lane, access_log=settings.access_log)
     api = TracingMiddleware(inner) if tracing_enabled() else inner

@@ -5,6 +5,7 @@ gateway's stages (limits, guardrails, fallback, cost) behave as on the translate
 from __future__ import annotations
 
 import json
+import time
 
 import anthropic
 import httpx
@@ -124,6 +125,9 @@ def test_system_turn_inside_messages_passes(tmp_path, fake_anthropic, start_gate
                                               {"role": "system", "content": "mid-conversation note"}])
     assert msg.content[0].text == "echo: hi"
     assert fake_anthropic.last_request.json["messages"][1]["role"] == "system"
+    # the data-plane route table knows the path: another method is a 405 in the API's error shape
+    r = httpx.get(gw.url + "/v1/messages", headers={"x-api-key": TENANT_KEY}, timeout=5)
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["type"] == "error"
 
 
 def test_guardrails_mask_and_restore_on_passthrough(tmp_path, fake_anthropic, start_gateway):
@@ -214,3 +218,63 @@ def test_count_tokens_native_and_estimated(tmp_path, fake_anthropic, fake_openai
     assert raw.parse().input_tokens > 0 and raw.headers["x-aigw-token-count"] == "estimate"
     with pytest.raises(anthropic.NotFoundError):
         client(other).messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+def test_budget_and_equal_spend_streamed_or_not(tmp_path, fake_anthropic, redis_server, start_gateway):
+    redis_server.flushall()
+    path = crs(tmp_path, fake_anthropic, upstream=CACHED, target_extra=PRICING)
+    text = open(path).read().replace("  apiKeySecretRefs: [{name: team-a-key}]\n",
+                                     "  apiKeySecretRefs: [{name: team-a-key}]\n  budget: {amount: 0.001, period: daily}\n")
+    open(path, "w").write(text)
+    gw = start_gateway("-f", path, "--redis-url", redis_server.url)
+
+    def spend() -> float:
+        return httpx.get(gw.url + "/v1/usage", headers={"x-api-key": TENANT_KEY}, timeout=5).json()["budget"]["spend_usd"]
+
+    c = client(gw)
+    ask = dict(model=ROUTE, max_tokens=32, messages=[{"role": "user", "content": "the same words every time"}])
+    cost = float(c.messages.with_raw_response.create(**ask).headers["x-aigw-cost-usd"])
+    assert cost > 0 and spend() == pytest.approx(cost, rel=1e-6)
+    with c.messages.stream(**ask) as stream:
+        stream.get_final_message()
+    deadline = time.monotonic() + 5
+    while spend() < 2 * cost * 0.999 and time.monotonic() < deadline:
+        time.sleep(0.05)  # a stream settles as it closes
+    assert spend() == pytest.approx(2 * cost, rel=1e-6)  # cache reads and writes priced on both paths
+    for _ in range(40):  # spend the rest of the budget, then be refused
+        try:
+            c.messages.create(**ask)
+        except anthropic.RateLimitError as exc:
+            assert exc.body["error"]["type"] == "rate_limit_error" and "Budget exceeded" in exc.body["error"]["message"]
+            break
+    else:
+        raise AssertionError("the budget never blocked")
+
+
+def test_provider_error_event_mid_stream_reaches_the_client(tmp_path, fake_anthropic, start_gateway):
+    gw = start_gateway("-f", crs(tmp_path, fake_anthropic, upstream=f"{UPSTREAM}~error_after=4"))
+    body = {"model": ROUTE, "max_tokens": 32, "stream": True, "messages": [{"role": "user", "content": "a b c d"}]}
+    with httpx.stream("POST", gw.url + "/v1/messages", json=body, headers={"x-api-key": TENANT_KEY}, timeout=10) as r:
+        got = b"".join(r.iter_raw())
+    assert r.status_code == 200 and got.count(b"event: ") == 5
+    assert got.endswith(b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')
+
+
+def test_error_event_before_any_content_fails_over(tmp_path, fake_anthropic, fake_anthropic_factory, start_gateway):
+    backup = fake_anthropic_factory()
+    extra = f"""---
+apiVersion: aigw.dev/v1alpha1
+kind: ProviderCredential
+metadata: {{name: backup}}
+spec:
+  provider: anthropic
+  baseURL: {backup.base_url}
+  apiKeySecretRef: {{name: upstream-key, key: apiKey}}
+"""
+    second = f"      priority: 0\n    - credentialRef: backup\n      model: {UPSTREAM}\n      priority: 1\n"
+    gw = start_gateway("-f", crs(tmp_path, fake_anthropic, upstream=f"{UPSTREAM}~error_after=1", extra=extra,
+                                 target_extra=second))
+    with client(gw).messages.stream(model=ROUTE, max_tokens=32, messages=[{"role": "user", "content": "a b"}]) as s:
+        assert "".join(s.text_stream) == "echo: a b"
+    assert fake_anthropic.requests  # the primary was tried, and its error event never reached the client
+    assert backup.last_request.body == fake_anthropic.last_request.body.replace(b"~error_after=1", b"")

@@ -24,7 +24,6 @@ def _model(body: dict) -> str:
     return model
 
 
-@router.post("/v1/messages")
 async def messages(request: Request) -> Response:
     state = state_of(request)
     runtime = state.runtime()
@@ -38,7 +37,6 @@ async def messages(request: Request) -> Response:
     return await pipeline.chat(state, request, INGRESS, body)
 
 
-@router.post("/v1/messages/count_tokens")
 async def count_tokens(request: Request) -> Response:
     state = state_of(request)
     raw, body = await read_json_body(request, state.runtime().config.settings.max_request_body_bytes)

@@ -41,11 +41,3 @@ async def generate(request: Request, target: str) -> Response:
     return await pipeline.chat(state, request, INGRESS, body, model=model, stream=_ACTIONS[action])
 
 
-@router.post("/v1beta/models/{target:path}")
-async def generate_v1beta(request: Request, target: str) -> Response:
-    return await generate(request, target)
-
-
-@router.post("/v1/models/{target:path}")
-async def generate_v1(request: Request, target: str) -> Response:
-    return await generate(request, target)

@@ -10,20 +10,24 @@ from starlette.responses import Response
 from .. import pipeline
 from ..auth import authenticate
 from ..ingress.openai import INGRESS
-from .common import read_json_object, state_of
+from ..passthrough import flow
+from ..passthrough.openai import API
+from .common import read_json_body, read_json_object, state_of
 
 router = APIRouter()
 
 
-@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     state = state_of(request)
-    limit = state.runtime().config.settings.max_request_body_bytes
-    body = await read_json_object(request, limit)
+    runtime = state.runtime()
+    raw, body = await read_json_body(request, runtime.config.settings.max_request_body_bytes)
+    model = body.get("model")
+    if isinstance(model, str) and flow.serves_natively(runtime, API, model):
+        return await flow.chat(state, request, API, raw, body, model=model, stream=body.get("stream") is True,
+                               validate=INGRESS.parse_request)
     return await pipeline.chat(state, request, INGRESS, body)
 
 
-@router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     state = state_of(request)
     body = await read_json_object(request, state.runtime().config.settings.max_request_body_bytes)

@@ -1,23 +1,21 @@
-"""Plain-ASGI dispatch of the data-plane endpoints, in front of FastAPI.
+"""Plain-ASGI dispatch of the data-plane endpoints (api/routes.py), in front of FastAPI.
 
 The profile of a chat request showed FastAPI's per-request layers (its exception and body-limit
 middlewares, router, dependency solving, exit stacks) at about a quarter of the gateway's own
 CPU. The data-plane endpoints take a Request and return a Response and need none of that, so
-they are dispatched here by exact path (and the Gemini paths by prefix); everything else —
-probes, /metrics, the report, model lists, 404s — goes to FastAPI as usual.
+they are dispatched here by exact path (and the Gemini paths by prefix); a known path called
+with another method is a 405 here; everything else — probes, /metrics, the report, model
+lists, 404s — goes to FastAPI as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-PrefixEndpoint = Callable[[Request, str], Awaitable[Response]]
+from ..api.routes import Endpoint, PrefixEndpoint
+from ..errors import MethodNotAllowed
 
 
 class FastLane:
@@ -26,6 +24,9 @@ class FastLane:
         self.app = app
         self.exact = exact
         self.prefixes = prefixes
+        self.paths: dict[str, tuple[str, ...]] = {}
+        for method, path in exact:
+            self.paths[path] = (*self.paths.get(path, ()), method)
 
     @property
     def state(self):
@@ -46,4 +47,8 @@ class FastLane:
                     response = await handler(Request(scope, receive), path[len(prefix):])
                     await response(scope, receive, send)
                     return
+            allowed = self.paths.get(path)
+            if allowed is not None:
+                raise MethodNotAllowed(f"method {method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+                                       headers={"allow": ", ".join(allowed)})
         await self.app(scope, receive, send)

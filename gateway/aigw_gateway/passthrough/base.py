@@ -124,23 +124,25 @@ class NativeRequest:
 
 # --- raw JSON -----------------------------------------------------------------------------------
 
+_MODEL_PAIR = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
 def splice_model(raw: bytes, old: Any, new: str) -> bytes | None:
-    """`raw` with the value of its `"model"` key replaced, every other byte kept; None when the
+    """`raw` with the value of its `"model"` key replaced, every other byte kept; None when that
     key/value pair is not found exactly once (a nested object holds the same pair)."""
     if not isinstance(old, str):
         return None
-    for encoded in {orjson.dumps(old), _ascii_json(old)}:
-        pattern = re.compile(rb'"model"(\s*:\s*)' + re.escape(encoded))
-        hits = pattern.findall(raw, 0, len(raw))
-        if len(hits) == 1:
-            return pattern.sub(lambda m: b'"model"' + m.group(1) + orjson.dumps(new), raw, count=1)
-    return None
-
-
-def _ascii_json(value: str) -> bytes:
-    import json
-
-    return json.dumps(value).encode()
+    hits = []
+    for match in _MODEL_PAIR.finditer(raw):
+        try:
+            if orjson.loads(b'"' + match.group(1) + b'"') == old:
+                hits.append(match)
+        except orjson.JSONDecodeError:
+            continue
+    if len(hits) != 1:
+        return None
+    start, end = hits[0].span(1)
+    return raw[:start - 1] + orjson.dumps(new) + raw[end + 1:]
 
 
 # --- raw SSE framing ----------------------------------------------------------------------------
@@ -203,8 +205,8 @@ def sse(name: str | None, data: bytes, crlf: bool = False) -> bytes:
 
 @dataclass(slots=True)
 class Slot:
-    """One text of a native body: `holder[key]` is a string ("content") or a JSON value whose
-    serialisation is scanned as tool arguments ("arguments")."""
+    """One text of a native body: `holder[key]` is a string ("content"), a JSON value whose
+    serialisation is scanned as tool arguments ("arguments"), or a string of JSON ("json")."""
 
     holder: Any
     key: Any
@@ -213,10 +215,10 @@ class Slot:
 
     def get(self) -> str:
         value = self.holder[self.key]
-        return value if self.kind == "content" else orjson.dumps(value).decode()
+        return orjson.dumps(value).decode() if self.kind == "arguments" else value
 
     def set(self, text: str) -> None:
-        if self.kind == "content":
+        if self.kind != "arguments":
             self.holder[self.key] = text
         else:
             try:

@@ -69,12 +69,15 @@ def _answer_bytes(call: Call, api: NativeApi, answer: Answer, model: str) -> byt
 
 
 async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[str, Any], *, model: str,
-               stream: bool) -> Response:
-    """A chat request whose route has a native target (see `serves_natively`)."""
+               stream: bool, validate: Callable[[dict[str, Any]], Any] | None = None) -> Response:
+    """A chat request whose route has a native target (see `serves_natively`); `validate` raises
+    the API's 400s (after authentication, as on the translated path)."""
     call = _call(state, request, "chat")
     try:
         runtime = state.runtime()
         call.tenant = authenticate(runtime, request.headers)
+        if validate is not None:
+            validate(body)
         call.route = resolve_route(runtime, call.tenant, model)
         await call.admit(api.estimate(body, runtime.config.settings.max_tokens_estimate))
         limit_headers = call.limit_headers()

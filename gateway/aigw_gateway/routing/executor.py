@@ -321,9 +321,11 @@ class Executor:
                             raise UpstreamBadResponse(f"upstream {label} closed the stream without sending anything")
                         break
                     first.extend(translator.feed(data))
-                for piece in first:  # an upstream error event before the commit: fail over
+                for piece in first:  # an upstream error event before anything of substance: fail over
                     if getattr(piece, "error", None) is not None:
                         raise piece.error
+                    if substantial(piece):
+                        break
         except GatewayError:
             if resp is not None:
                 await resp.aclose()
