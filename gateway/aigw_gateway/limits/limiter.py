@@ -409,7 +409,8 @@ class Limiter:
                     f"{prefix}w:{start}", f"{prefix}spend:{period.label}" if period else f"{prefix}spend:-", now
                 )
             except StoreUnavailable as exc:
-                self._failed()
+                if exc.outage:
+                    self._failed()
                 raise LimitsUnavailable(
                     "usage cannot be read right now: the limits store is unreachable", headers={"retry-after": "1"}
                 ) from exc
