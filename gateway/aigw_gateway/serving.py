@@ -65,7 +65,12 @@ def serve(settings: Settings, *, keep_alive: float) -> int:
         config = uvicorn.Config(create_app(settings), **config_kwargs)
     sockets = [config.bind_socket()]
     if settings.ops_port:
-        sockets.append(_bind(settings.ops_host or settings.host, settings.ops_port))
+        try:
+            sockets.append(_bind(settings.ops_host or settings.host, settings.ops_port))
+        except OSError as exc:
+            log.error("cannot listen on the ops port %d (%s): pass another --ops-port, or 0 for none",
+                      settings.ops_port, exc.strerror or exc)
+            return 1
         log.info("ops endpoints (/metrics, /internal/report) on http://%s:%d", settings.ops_host or settings.host,
                  settings.ops_port)
     if settings.workers > 1:

@@ -5,9 +5,11 @@ target with exponential backoff and full jitter, honouring a provider's Retry-Af
 route's maxBackoffMs (a longer Retry-After moves on to the next target at once); then the next
 target is tried. Client errors (4xx) are never retried and never count against a target's
 circuit. A target whose circuit is open is skipped; when every target's circuit is open, the one
-that opened first is tried anyway (panic routing) rather than answering 503 untried. A first-byte
-timeout (no response head, or no first token of a stream) moves on to the next target at once. For streams, an attempt succeeds only when its first canonical chunk arrived within
-`firstByteSeconds`, so a stalled stream fails over before any byte reaches the client.
+that opened first is tried anyway (panic routing) rather than answering 503 untried.
+`firstByteSeconds` bounds the wait for the response head of a plain request, and for streams the
+wait for the first canonical chunk with substance, so a stalled stream fails over before any byte
+reaches the client; such a first-byte timeout moves on to the next target at once (no retry on
+the stalled one while another target is left).
 """
 
 from __future__ import annotations
