@@ -29,6 +29,7 @@ from .kinds import (
     Pricing,
     ProviderType,
     RetryPolicy,
+    RouteCache,
     RouteStrategy,
     Timeouts,
 )
@@ -70,6 +71,7 @@ class RouteConfig(ConfigModel):
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     guardrail_policy: str | None = None
+    cache: RouteCache | None = None
 
 
 class TenantConfig(ConfigModel):
@@ -78,6 +80,7 @@ class TenantConfig(ConfigModel):
     budget: Budget | None = None
     allowed_models: tuple[str, ...] = ()
     guardrail_policy: str | None = None
+    cache_enabled: bool = True
 
 
 class GatewayIdentity(ConfigModel):

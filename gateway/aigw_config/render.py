@@ -268,6 +268,7 @@ class _Renderer:
                     timeouts=spec.timeouts,
                     circuit_breaker=spec.circuit_breaker,
                     guardrail_policy=spec.guardrail_policy_ref,
+                    cache=spec.cache if spec.cache is not None and spec.cache.mode != "off" else None,
                 )
             )
             if missing:
@@ -321,6 +322,7 @@ class _Renderer:
                     budget=spec.budget,
                     allowed_models=tuple(spec.allowed_models),
                     guardrail_policy=spec.guardrail_policy_ref,
+                    cache_enabled=spec.cache is None or spec.cache.enabled,
                 )
             )
             if missing:
