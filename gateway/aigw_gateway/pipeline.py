@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from aigw_config.config import RouteConfig, TargetConfig, TenantConfig
 
+from .cache import serve as cached
 from .auth import authenticate
 from .errors import BudgetExceeded, GatewayError, InvalidRequest, ModelNotFound, PermissionDenied, RateLimitExceeded
 from .ingress.base import Ingress, StreamEncoder
@@ -76,6 +77,8 @@ class Call:
     restore: Any = None
     flags: tuple[str, ...] = ()
     finished: bool = False
+    cache_plan: Any = None  # the response cache's decision (cache.service.Plan), or None
+    cache_saved_usd: float = 0.0  # a hit's avoided cost
 
     def guard_input(self, runtime: Runtime, request: dict[str, Any]) -> dict[str, Any]:
         """Input guardrails of the route and the tenant; the (possibly masked) request."""
@@ -115,7 +118,10 @@ class Call:
             return 0.0
         admission, self.admission = self.admission, None
         cost = cost_of(self.attempts.target, self.usage)
-        if self.usage:
+        if self.cache_saved_usd or (self.cache_plan is not None and self.cache_plan.result == "hit"):
+            counted = self.route.cache.count_tokens_on_hit  # a hit costs nothing; tokens only if the route says so
+            await self.state.limiter.settle(admission, *(_tokens(self.usage) if counted else (0, 0)), 0.0)
+        elif self.usage:
             await self.state.limiter.settle(admission, *_tokens(self.usage), cost)
         elif self.attempts.target is None:
             await self.state.limiter.release(admission)  # nothing was served
@@ -126,6 +132,8 @@ class Call:
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aigw-attempts": str(self.attempts.attempts)}
+        if self.cache_plan is not None:
+            headers["x-aigw-cache"] = self.cache_plan.result
         if self.flags:
             headers["x-aigw-guardrail-flags"] = ",".join(self.flags)
         if self.route is not None:
@@ -166,7 +174,7 @@ class Call:
                 "path": self.path, "status": status, "route": route_name, "target": target_label,
                 "tenant": tenant_name, "attempts": self.attempts.attempts, "duration_ms": round(seconds * 1000, 2),
                 "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-                "cost_usd": round(cost, 9),
+                "cost_usd": round(cost, 9), "cache": self.cache_plan.result if self.cache_plan is not None else None,
             }).decode())
 
 
@@ -188,19 +196,38 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         await call.admit(estimate_chat_tokens(canonical, runtime.config.settings.max_tokens_estimate))
         limit_headers = call.limit_headers()
         upstream_request = call.guard_input(runtime, canonical)
-        result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
-        if isinstance(result, Completed):
-            call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
-            result.response = call.guard_output(result.response)
+        hit = None
+        if call.route.cache is not None:
+            hit = await cached.lookup(call, runtime, state.response_cache, cached.API_OF_INGRESS[ingress.name],
+                                      upstream_request, upstream_request, request.headers)
+        if hit is not None:
+            call.usage = hit.get("usage")
+            if not is_stream:
+                hit = call.guard_output(hit)
+            result = Completed(hit, None, None)  # type: ignore[arg-type]  # no upstream target
+        else:
+            result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
+            if isinstance(result, Completed):
+                call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
+                stored = result.response
+                result.response = call.guard_output(result.response)
     except GatewayError as err:
         await call.settle()
         call.finish(err.status_code)
         raise
+    if hit is not None and is_stream:
+        encoder = ingress.stream_encoder(requested_model, canonical)
+        headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no",
+                   "x-aigw-cost-usd": format_usd(0.0)}
+        return StreamingResponse(cached.replay(hit, encoder, call, call.stream_guard()),
+                                 media_type=ingress.stream_media_type, headers=headers)
     if isinstance(result, Completed):
         call.usage = result.response.get("usage")
         body_out = ingress.render_response(result.response, requested_model)
         cost = await call.settle()
         call.finish(200)
+        if hit is None and call.cache_plan is not None:
+            cached.save_later(state.response_cache, call, stored, cost)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
         return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
     encoder = ingress.stream_encoder(requested_model, canonical)
@@ -255,10 +282,13 @@ def _guard_embedding_input(call: Call, runtime: Runtime, body: dict[str, Any]) -
 async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=None) -> AsyncIterator[bytes]:
     label = f"{stream.target.credential}/{stream.target.model}"
     status = 200
+    recording = cached.recorder_for_stream(call)
 
     def encode(chunks) -> bytes:
         out = b""
         for chunk in chunks:
+            if recording is not None:
+                recording.add(chunk)
             if chunk.get("usage"):
                 call.usage = chunk["usage"]
             for safe in (guard.feed(chunk) if guard is not None else (chunk,)):
@@ -291,6 +321,8 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=No
             yield encoder.error(err, call.request_id)
             return
         yield encoder.end()
+        if recording is not None:  # a whole stream: stored once the answer is out
+            cached.save_later(call.state.response_cache, call, recording.response(), cost_of(stream.target, call.usage))
     except BaseException:
         status = 499  # the client went away (nginx's convention)
         raise

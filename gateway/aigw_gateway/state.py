@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
+from .cache.serve import embedder as cached_embedder
+from .cache.service import ResponseCache
+from .cache.store import MemoryStore as CacheMemoryStore
+from .cache.store import RedisStore as CacheRedisStore
 from .errors import NotReady
 from .guardrails.registry import PolicyRegistry
 from .limits import Limiter, MemoryStore, RedisStore
@@ -30,9 +36,11 @@ class GatewayState:
     limiter: Limiter = field(default_factory=lambda: Limiter(MemoryStore()))
     guardrails: PolicyRegistry = field(default_factory=PolicyRegistry)
     limits_url: str | None = None
+    response_cache: ResponseCache = field(default_factory=lambda: ResponseCache(CacheMemoryStore()))
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
+        self.response_cache.embed = cached_embedder(self)
 
     async def use_redis(self, url: str | None) -> None:
         """Point the limiter at Redis (shared by every worker and replica) or at process memory."""
@@ -43,6 +51,19 @@ class GatewayState:
         self.limits_url = url
         if isinstance(old, RedisStore):
             await old.aclose()
+        await self._use_cache_redis(url)
+
+    async def _use_cache_redis(self, url: str | None) -> None:
+        """The response cache lives where the limits do: the shared Redis, or this process."""
+        old = self.response_cache
+        embed = cached_embedder(self)
+        if url:
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            self.response_cache = ResponseCache(CacheRedisStore(client), search_client=client, embed=embed)
+        else:
+            self.response_cache = ResponseCache(CacheMemoryStore(), embed=embed)
+        if old.search_client is not None:
+            await old.search_client.aclose()
 
     def start(self, client: UpstreamClient, tracing: bool = False) -> None:
         self.client = client

@@ -62,10 +62,9 @@ def chunks_of(response: dict[str, Any]) -> list[dict[str, Any]]:
             delta["tool_calls"] = [{**call, "index": i} for i, call in enumerate(message["tool_calls"])]
         chunks.append({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
         finals.append({"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")})
-    last = {**base, "choices": finals}
-    if response.get("usage") is not None:
-        last["usage"] = response["usage"]
-    chunks.append(last)
+    chunks.append({**base, "choices": finals})
+    if response.get("usage") is not None:  # as OpenAI sends it: a chunk of its own, no choices
+        chunks.append({**base, "choices": [], "usage": response["usage"]})
     return chunks
 
 

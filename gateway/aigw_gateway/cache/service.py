@@ -40,6 +40,7 @@ class Plan:
     route: RouteConfig
     tenant: str
     api: str
+    prefix: str
     read: bool
     write: bool
     key: str = ""
@@ -59,13 +60,20 @@ def _cache_control(headers) -> tuple[bool, bool]:
 
 
 class ResponseCache:
-    def __init__(self, store: EntryStore, namespace: str, gateway: str, index: SemanticIndex | None = None,
-                 embed: Embed | None = None) -> None:
+    def __init__(self, store: EntryStore, search_client=None, embed: Embed | None = None) -> None:
         self.store = store
-        self.prefix = key_prefix(namespace, gateway)
-        self.index = index
+        self.search_client = search_client  # a Redis client for the semantic index, or None
         self.embed = embed
+        self._indexes: dict[str, SemanticIndex] = {}
         self._trouble_logged: set[str] = set()
+
+    def index_for(self, prefix: str) -> SemanticIndex | None:
+        if self.search_client is None:
+            return None
+        index = self._indexes.get(prefix)
+        if index is None:
+            index = self._indexes[prefix] = SemanticIndex(self.search_client, prefix)
+        return index
 
     def _bypass(self, route: RouteConfig, reason: str) -> None:
         BYPASSES.labels(route.name, reason).inc()
@@ -77,14 +85,16 @@ class ResponseCache:
             self._trouble_logged.add(reason)
             log.warning("response cache bypassed (%s): %s; requests go on without the cache", reason, exc)
 
-    def plan(self, route: RouteConfig, tenant: TenantConfig, api: str, body: dict[str, Any], headers) -> Plan | None:
-        """None when caching is off for this route or tenant (no header, nothing counted)."""
+    def plan(self, namespace: str, gateway: str, route: RouteConfig, tenant: TenantConfig, api: str,
+             body: dict[str, Any], headers, body_api: str | None = None) -> Plan | None:
+        """None when caching is off for this route or tenant (no header, nothing counted). The
+        gateway's identity is in every key: gateways sharing one Redis never share entries."""
         settings = route.cache
         if settings is None or settings.mode == "off" or not tenant.cache_enabled:
             return None
         read, write = _cache_control(headers)
-        plan = Plan(route, tenant.name, api, read, write)
-        reason = bypass_reason(api, body, settings.deterministic_only)
+        plan = Plan(route, tenant.name, api, key_prefix(namespace, gateway), read, write)
+        reason = bypass_reason(body_api or api, body, settings.deterministic_only)
         if reason is None and not (read or write):
             reason = "client_no_cache"
         if reason is not None:
@@ -99,7 +109,7 @@ class ResponseCache:
             return
         settings = plan.route.cache
         scope = scope_id(settings.scope, plan.tenant)
-        plan.key = entry_key(self.prefix, plan.route, scope, plan.api, normalize(plan.api, keyed))
+        plan.key = entry_key(plan.prefix, plan.route, scope, plan.api, normalize(plan.api, keyed))
         if settings.mode == "semantic" and settings.semantic is not None and canonical is not None:
             split = split_conversation(canonical)
             if split is not None:
@@ -127,7 +137,8 @@ class ResponseCache:
 
     async def _semantic_lookup(self, plan: Plan) -> bytes | None:
         assert plan.semantic is not None and plan.route.cache is not None and plan.route.cache.semantic is not None
-        if self.index is None or self.embed is None:
+        index = self.index_for(plan.prefix)
+        if index is None or self.embed is None:
             self._bypass(plan.route, "semantic_unavailable")
             return None
         text, scope, route_tag, ctx = plan.semantic
@@ -139,7 +150,7 @@ class ResponseCache:
             return None
         plan.vector = vector
         try:
-            nearest = await self.index.nearest(vector, scope, route_tag, ctx)
+            nearest = await index.nearest(vector, scope, route_tag, ctx)
             if nearest is None:
                 return None
             key, similarity = nearest
@@ -167,9 +178,10 @@ class ResponseCache:
             return
         try:
             await self.store.put(plan.key, raw, settings.ttl_seconds)
-            if plan.semantic is not None and plan.vector is not None and self.index is not None:
+            index = self.index_for(plan.prefix)
+            if plan.semantic is not None and plan.vector is not None and index is not None:
                 _, scope, route_tag, ctx = plan.semantic
-                await self.index.add(plan.vector, scope, route_tag, ctx, plan.key, settings.ttl_seconds)
+                await index.add(plan.vector, scope, route_tag, ctx, plan.key, settings.ttl_seconds)
         except CacheUnavailable as exc:
             self.trouble(plan.route, "store_failed", exc)
 
@@ -177,6 +189,6 @@ class ResponseCache:
         if cost_usd:
             SAVED.labels(plan.route.name, plan.tenant).inc(cost_usd)
 
-    async def purge(self, route: str, tenant: str | None = None) -> int:
+    async def purge(self, namespace: str, gateway: str, route: str, tenant: str | None = None) -> int:
         scope = f"t:{tenant}" if tenant else "*"
-        return await self.store.purge(f"{self.prefix}:{route}:*:{scope}:*")
+        return await self.store.purge(f"{key_prefix(namespace, gateway)}:{route}:*:{scope}:*")
