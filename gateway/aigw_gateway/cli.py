@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cache import cli as cache_cli
 from .logs import configure_logging
 from .settings import SETTINGS_ENV, KubeTarget, Settings, redis_url_from_env, settings_to_json
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     rend.add_argument("--namespace", default="default")
 
     sub.add_parser("operator", help="run the kopf operator (extra arguments go to kopf run)", add_help=False)
+    cache_cli.add_parser(sub)
     return parser
 
 
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "cache":
+        return cache_cli.run(args)
     return _render(args)
 
 

@@ -182,3 +182,43 @@ def test_hits_add_nothing_to_spend(tmp_path, fake_openai, redis_server, start_ga
         metrics = http.get("/metrics").text
         saved = [l for l in metrics.splitlines() if l.startswith("aigw_cache_saved_usd_total{")]
         assert saved and abs(float(saved[0].split()[-1]) - 4 * live_cost) < 1e-9, saved
+
+
+def test_purge_empties_a_route_or_one_tenant(tmp_path, fake_openai, redis_server, start_gateway):
+    import subprocess
+    import sys
+
+    redis_server.flushall()
+    gw = start_gateway("-f", cache_crs(tmp_path, fake_openai), "--redis-url", redis_server.url)
+    with httpx.Client(base_url=gw.url, timeout=10) as http:
+        http.post("/v1/chat/completions", headers=A, json=CHAT)
+        http.post("/v1/chat/completions", headers=B, json=CHAT)
+        wait_stored(redis_server.url, 2)
+
+        def purge(*args: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "aigw_gateway.cli", "cache", "purge", "--route", "main",
+                                   "--redis-url", redis_server.url, *args], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        assert "purged 1 " in purge("--tenant", "team-b")
+        assert http.post("/v1/chat/completions", headers=B, json=CHAT).headers["x-aigw-cache"] == "miss"
+        assert http.post("/v1/chat/completions", headers=A, json=CHAT).headers["x-aigw-cache"] == "hit"
+        wait_stored(redis_server.url, 2)
+        assert "purged 2 " in purge()
+        assert http.post("/v1/chat/completions", headers=A, json=CHAT).headers["x-aigw-cache"] == "miss"
+
+
+def test_changing_the_route_starts_a_new_key_space(tmp_path, fake_openai, redis_server, start_gateway):
+    redis_server.flushall()
+    crs = cache_crs(tmp_path, fake_openai)
+    gw = start_gateway("-f", crs, "--redis-url", redis_server.url)
+    with httpx.Client(base_url=gw.url, timeout=10) as http:
+        http.post("/v1/chat/completions", headers=A, json=CHAT)
+        wait_stored(redis_server.url, 1)
+        assert http.post("/v1/chat/completions", headers=A, json=CHAT).headers["x-aigw-cache"] == "hit"
+        generation = http.get("/readyz").json()["generation"]
+        text = open(crs).read().replace("cache: {mode: exact}", "cache: {mode: exact, ttlSeconds: 600}")
+        open(crs, "w").write(text)
+        gw.wait_ready(generation=generation + 1)
+        assert http.post("/v1/chat/completions", headers=A, json=CHAT).headers["x-aigw-cache"] == "miss"
