@@ -160,6 +160,8 @@ class Call:
         # A route's error ratio counts what went wrong upstream or in the gateway, not a tenant
         # refused by its own limits (a 429 before any attempt).
         failed = status >= 500 or (status == 429 and self.attempts.attempts > 0)
+        if self.cache_plan is not None:
+            recorder.cache(route_name, self.cache_plan.result, self.cache_saved_usd)
         recorder.request(route=route_name, target=target_label, tenant=tenant_name, status=status, seconds=seconds,
                          fallbacks=self.attempts.fallbacks, retries=self.attempts.retries,
                          retried_target=self.attempts.last_retried, failed=failed)
