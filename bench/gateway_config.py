@@ -19,8 +19,22 @@ TOKENS_PER_MINUTE = 1_000_000_000
 PII_ENTITIES = ("email", "phone", "creditCard", "ssn")
 
 
-def gateway_yaml(upstream_base_url: str) -> str:
-    """CR documents for a gateway in front of the fake upstream at `upstream_base_url` (…/v1)."""
+# The cache targets: exact-match entries for the bench's one body (its temperature is 0.2, so the
+# route caches regardless of determinism). Every request after the first is a hit.
+CACHE_SPEC = "  cache: {mode: exact, deterministicOnly: false}\n"
+
+
+def gateway_yaml(upstream_base_url: str, *, cache: bool = False) -> str:
+    """CR documents for a gateway in front of the fake upstream at `upstream_base_url` (…/v1);
+    with `cache`, both routes keep an exact response cache."""
+    text = _gateway_yaml(upstream_base_url)
+    if cache:
+        text = text.replace("  targets:\n    - credentialRef: bench-upstream\n",
+                            CACHE_SPEC + "  targets:\n    - credentialRef: bench-upstream\n")
+    return text
+
+
+def _gateway_yaml(upstream_base_url: str) -> str:
     entities = ", ".join(PII_ENTITIES)
     return f"""\
 # Written by bench/ for each run: a realistic aigw config in front of the fake upstream.

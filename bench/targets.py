@@ -3,6 +3,9 @@
 direct   the fake upstream itself (the floor; every added latency is relative to it)
 bare     bench/bare_proxy.py: Starlette + aiohttp pass-through (the Python floor; ratios are to it)
 aigw     `aigw serve` with the realistic config of gateway_config.py, limits in the real Redis
+aigw-cache-hit   the same with an exact response cache: every request after the first is a hit
+aigw-cache-miss  the same cache, but the client sends `Cache-Control: no-store`: every request looks up,
+                 misses and goes upstream (the miss path's cost against plain aigw; nothing is stored)
 litellm  LiteLLM's proxy, only when installed (or --with-litellm put it into .bench-venv/litellm)
 """
 
@@ -22,7 +25,7 @@ from procs import Proc, Supervisor, free_port, pin_all_threads, wait_http
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 LITELLM_VENV = ROOT / ".bench-venv" / "litellm"
-ALL_TARGETS = ("direct", "bare", "aigw", "litellm")
+ALL_TARGETS = ("direct", "bare", "aigw", "aigw-cache-hit", "aigw-cache-miss", "litellm")
 # Not in a default run: `--targets aigw,aigw-ledger` compares the usage ledger on and off (the
 # same gateway plus --ledger-url to a PostgreSQL the bench starts; events ride the settle script).
 KNOWN_TARGETS = (*ALL_TARGETS, "aigw-ledger")
@@ -109,6 +112,11 @@ def start_target(label: str, infra: Infra) -> Target | None:
         return _start_aigw(infra)
     if label == "aigw-ledger":
         return _start_aigw(infra, ledger=True)
+    if label in ("aigw-cache-hit", "aigw-cache-miss"):
+        target = _start_aigw(infra, label=label, cache=True)
+        if label == "aigw-cache-miss":
+            target.headers.append("Cache-Control: no-store")
+        return target
     if label == "litellm":
         return _start_litellm(infra)
     raise ValueError(f"unknown target {label!r}; known: {', '.join(ALL_TARGETS)}")
@@ -147,7 +155,8 @@ def _start_postgres(infra: Infra) -> str:
     return server.url
 
 
-def _start_aigw(infra: Infra, ledger: bool = False) -> Target:
+def _start_aigw(infra: Infra, ledger: bool = False, label: str | None = None, cache: bool = False) -> Target:
+    label = label or ("aigw-ledger" if ledger else "aigw")
     port, ops_port = free_port(), free_port()
     extra = []
     if ledger:  # the gateway emits; the writer runs beside it on the infra CPU, as the operator deploys it
@@ -156,13 +165,13 @@ def _start_aigw(infra: Infra, ledger: bool = False) -> Target:
         infra.sup.start("aigw-ledger-writer", [infra.python, "-m", "aigw_gateway.cli", "ledger", "--redis-url",
                                                infra.redis_url, "--postgres-url", url, "--log-level", "warning"],
                         cpus=infra.layout.infra, env={**os.environ, "PYTHONPATH": str(ROOT / "gateway")}, cwd=ROOT)
-    config = infra.out / "gateway.yaml"
-    config.write_text(gateway_config.gateway_yaml(infra.upstream_url))
+    config = infra.out / f"{label}.yaml"
+    config.write_text(gateway_config.gateway_yaml(infra.upstream_url, cache=cache))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "gateway"),
                                                                       os.environ.get("PYTHONPATH")]))}
     if infra.workers > 1:  # multiprocess metrics files inside the run folder, not a fresh /tmp dir per run
         env["PROMETHEUS_MULTIPROC_DIR"] = str(infra.out / "prometheus-multiproc")
-    proc = infra.sup.start("aigw-ledger" if ledger else "aigw", [infra.python, "-m", "aigw_gateway.cli", "serve", "-f", str(config),
+    proc = infra.sup.start(label, [infra.python, "-m", "aigw_gateway.cli", "serve", "-f", str(config),
                                     "--redis-url", infra.redis_url, "--host", "127.0.0.1", "--port", str(port),
                                     "--ops-port", str(ops_port), "--workers", str(infra.workers), "--log-level", "warning",
                                     *extra],
@@ -170,7 +179,7 @@ def _start_aigw(infra: Infra, ledger: bool = False) -> Target:
     # Ready means: config loaded and the limits store is the Redis we gave (not the in-memory fallback).
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, timeout=60,
               ok=lambda status, body: status == 200 and b'"limits":"redis"' in body)
-    return Target("aigw-ledger" if ledger else "aigw", f"http://127.0.0.1:{port}/v1", proc,
+    return Target(label, f"http://127.0.0.1:{port}/v1", proc,
                   headers=[f"Authorization: Bearer {gateway_config.TENANT_KEY}"],
                   metrics_url=f"http://127.0.0.1:{ops_port}/metrics")  # the ops port, never the API's
 

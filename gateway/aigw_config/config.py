@@ -30,6 +30,7 @@ from .kinds import (
     ProviderType,
     RetryPolicy,
     RouteLimits,
+    RouteCache,
     RouteStrategy,
     UnsupportedFields,
     Timeouts,
@@ -74,6 +75,7 @@ class RouteConfig(ConfigModel):
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     guardrail_policy: str | None = None
     unsupported_fields: UnsupportedFields = "reject"
+    cache: RouteCache | None = None
 
 
 class TenantConfig(ConfigModel):
@@ -82,6 +84,7 @@ class TenantConfig(ConfigModel):
     budget: Budget | None = None
     allowed_models: tuple[str, ...] = ()
     guardrail_policy: str | None = None
+    cache_enabled: bool = True
 
 
 class GatewayIdentity(ConfigModel):

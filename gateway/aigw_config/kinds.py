@@ -183,6 +183,46 @@ class CircuitBreakerPolicy(SpecModel):
     open_seconds: float = Field(default=30.0, gt=0, le=3600, description="Time open before a half-open probe.")
 
 
+class SemanticCache(SpecModel):
+    """Similarity lookup: the last user turn is embedded through another route of the gateway."""
+
+    embedding_route: str = Field(
+        min_length=1, max_length=256,
+        description="Model name (or alias) of a ModelRoute whose targets serve embeddings.",
+    )
+    threshold: float = Field(default=0.92, gt=0, le=1, description="Cosine similarity at or above which a hit is served.")
+
+
+class RouteCache(RuledSpec):
+    """Response caching for a route. Entries never hold PII: what is keyed and stored is the request
+    and the answer after input masking; each caller gets its own values restored."""
+
+    mode: Literal["off", "exact", "semantic"] = Field(
+        default="off", description="off, exact (hash of the normalized request) or semantic (exact first, then similarity)."
+    )
+    ttl_seconds: int = Field(default=3600, ge=1, le=2592000, description="Lifetime of an entry.")
+    scope: Literal["tenant", "route"] = Field(
+        default="tenant", description="tenant: entries never cross tenants; route: shared by the route's tenants."
+    )
+    deterministic_only: bool = Field(
+        default=True, description="Cache only requests with temperature 0 or a seed (most SDK calls send neither)."
+    )
+    semantic: SemanticCache | None = Field(default=None, description="Settings of mode semantic.")
+    max_entry_bytes: int = Field(default=1048576, ge=1024, le=67108864, description="Larger answers are not stored.")
+    count_tokens_on_hit: bool = Field(
+        default=False, description="Count a hit's tokens toward the tenant's tokensPerMinute (requests always count)."
+    )
+    store_tool_calls: bool = Field(default=False, description="Also store answers that end in tool calls awaiting results.")
+
+    CEL_RULES: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.mode != 'semantic' || has(self.semantic)",
+            "mode semantic needs semantic.embeddingRoute",
+            lambda s: s.mode != "semantic" or s.semantic is not None,
+        ),
+    )
+
+
 class ModelRouteSpec(RuledSpec):
     """A model name clients send, and the upstream targets that serve it."""
 
@@ -206,6 +246,7 @@ class ModelRouteSpec(RuledSpec):
         description="A request field a target's API cannot honour (translated across formats): reject answers "
         "400 naming it; drop sends the request without it and lists it in the x-aigw-dropped-fields header.",
     )
+    cache: RouteCache | None = Field(default=None, description="Response caching (off when absent).")
 
     CEL_RULES: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -262,6 +303,12 @@ class Budget(SpecModel):
     )
 
 
+class TenantCache(SpecModel):
+    """A tenant's opt-out of response caching."""
+
+    enabled: bool = Field(default=True, description="false: this tenant's requests never read or write the cache.")
+
+
 class TenantQuotaSpec(SpecModel):
     """A tenant: its API keys, limits, budget and allowed models."""
 
@@ -278,6 +325,7 @@ class TenantQuotaSpec(SpecModel):
     guardrail_policy_ref: ObjectName | None = Field(
         default=None, description="GuardrailPolicy applied to every request of this tenant."
     )
+    cache: TenantCache | None = Field(default=None, description="Response caching for this tenant (on when absent).")
 
 
 ANONYMOUS_NAME = "anonymous"  # reserved: callers without a key are never a TenantQuota of this name

@@ -281,6 +281,7 @@ class _Renderer:
                     circuit_breaker=spec.circuit_breaker,
                     guardrail_policy=spec.guardrail_policy_ref,
                     unsupported_fields=spec.unsupported_fields,
+                    cache=spec.cache if spec.cache is not None and spec.cache.mode != "off" else None,
                 )
             )
             if missing:
@@ -339,6 +340,7 @@ class _Renderer:
                     budget=spec.budget,
                     allowed_models=tuple(spec.allowed_models),
                     guardrail_policy=spec.guardrail_policy_ref,
+                    cache_enabled=spec.cache is None or spec.cache.enabled,
                 )
             )
             served_as = f"served with {len(found)} key(s)" + (" and for callers without a key" if anonymous else "")

@@ -39,6 +39,9 @@ class RouteReport(ConfigModel):
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     targets: tuple[TargetReport, ...] = ()
+    cache_hits: int = 0  # response-cache lookups answered from the cache, cumulative
+    cache_misses: int = 0
+    cache_saved_usd: float = 0.0  # provider cost the hits avoided, cumulative
 
 
 class TenantReport(ConfigModel):

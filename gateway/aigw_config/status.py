@@ -142,6 +142,12 @@ class ModelRouteStatus(ServedStatus):
     )
     latency_p95_ms: float | None = Field(default=None, description="Highest per-pod p95 latency in ms over the window.")
     targets: list[TargetStatus] = Field(default_factory=list, description="Health and circuit state per target.")
+    cache_hit_ratio: float | None = Field(
+        default=None, description="Response-cache hits per lookup (hits and misses), all pods; unset without lookups."
+    )
+    saved_usd: float | None = Field(
+        default=None, alias="savedUSD", description="Provider cost avoided by cache hits, all pods, in USD."
+    )
 
 
 class ProviderCredentialStatus(ServedStatus):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .extras import missing_extra
+from .cache import cli as cache_cli
 from .logs import configure_logging
 from .settings import KubeTarget, Settings, ledger_url_from_env, redis_url_from_env
 
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     rend.add_argument("--namespace", default="default")
 
     sub.add_parser("operator", help="run the kopf operator (extra arguments go to kopf run)", add_help=False)
+    cache_cli.add_parser(sub)
     return parser
 
 
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "ledger":
         return _ledger(args)
+    if args.command == "cache":
+        return cache_cli.run(args)
     return _render(args)
 
 

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from aigw_config.config import RouteConfig, TargetConfig, TenantConfig
 
+from .cache import serve as cached
 from .auth import authenticate
 from .errors import BudgetExceeded, GatewayError, InvalidRequest, ModelNotFound, PermissionDenied, RateLimitExceeded
 from .ingress.base import Ingress, StreamEncoder
@@ -87,6 +88,8 @@ class Call:
     settled: bool = False
     reserved_tokens: int = 0  # the admission's estimate: charged when a client leaves mid-stream
     reserved_prompt_tokens: int = 0
+    cache_plan: Any = None  # the response cache's decision (cache.service.Plan), or None
+    cache_saved_usd: float = 0.0  # a hit's avoided cost
 
     def guard_input(self, runtime: Runtime, request: dict[str, Any]) -> dict[str, Any]:
         """Input guardrails of the route and the tenant; the (possibly masked) request."""
@@ -134,7 +137,7 @@ class Call:
         return await self._settle(admission, status)
 
     async def _settle(self, admission: Admission | None, status: int | None = None) -> float:
-        target = self.attempts.target
+        target = self.attempts.target  # None on a cache hit: it costs nothing at the provider's price
         nano = usage_cost_nano(target.pricing, self.usage) if target is not None else 0
         ledger = self.state.ledger
         first, self.settled = not self.settled, True  # one event per request, however often settled
@@ -142,7 +145,10 @@ class Call:
         appended = False
         if admission is not None:
             append = ledger.append_for(event, self.state.limits_url is not None)
-            if self.usage:
+            if self.cache_hit:  # requests count; tokens only if the route says so
+                counted = _tokens(self.usage) if self.route.cache.count_tokens_on_hit else (0, 0)
+                appended = await self.state.limiter.settle(admission, *counted, 0.0, append)
+            elif self.usage:
                 prompt, completion = _tokens(self.usage)
                 appended = await self.state.limiter.settle(admission, prompt, completion, nano / NANO, append)
             elif target is None:
@@ -152,6 +158,10 @@ class Call:
         if event is not None and not appended:
             ledger.emit(event)
         return nano / NANO
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.cache_plan is not None and self.cache_plan.result == "hit"
 
     def reservation_usage(self) -> dict[str, Any]:
         """The admission's estimate as usage: what a request is charged when its real usage never came."""
@@ -168,7 +178,7 @@ class Call:
         return handling.status_code if isinstance(handling, GatewayError) else 200
 
     def _ledger_event(self, status: int, cost_nano: int) -> UsageEvent | None:
-        if self.attempts.attempts == 0:  # refused before any upstream: counted in metrics, not rows
+        if self.attempts.attempts == 0 and not self.cache_hit:  # refused before any upstream: metrics, not rows
             return None
         runtime = self.state.holder.current
         identity = runtime.config.gateway if runtime is not None else None
@@ -179,7 +189,8 @@ class Call:
             identity.namespace if identity else "default", identity.name if identity else "local",
             self.tenant.name if self.tenant else "", self.route.name if self.route else "",
             f"{target.credential}/{target.model}" if target else "", self.attempts.provider_type if target else "",
-            target.model if target else "", api_of(self.path, self.operation), status, self.stream, None,
+            target.model if target else "", api_of(self.path, self.operation), status, self.stream,
+            self.cache_plan.result if self.cache_plan is not None else None,
             prompt, completion, cache_read, cache_write, reasoning, cost_nano,
             (time.perf_counter() - self.started) * 1000, self.attempts.attempts,
         )  # fmt: skip
@@ -199,6 +210,8 @@ class Call:
 
     def headers(self) -> dict[str, str]:
         headers = {"x-aigw-attempts": str(self.attempts.attempts)}
+        if self.cache_plan is not None:
+            headers["x-aigw-cache"] = self.cache_plan.result
         if self.flags:
             headers["x-aigw-guardrail-flags"] = ",".join(self.flags)
         if self.route is not None:
@@ -228,6 +241,8 @@ class Call:
         # A route's error ratio counts what went wrong upstream or in the gateway, not a tenant
         # refused by its own limits (a 429 before any attempt).
         failed = status >= 500 or (status == 429 and self.attempts.attempts > 0)
+        if self.cache_plan is not None:
+            recorder.cache(route_name, self.cache_plan.result, self.cache_saved_usd)
         recorder.request(route=route_name, target=target_label, tenant=tenant_name, status=status, seconds=seconds,
                          fallbacks=self.attempts.fallbacks, retries=self.attempts.retries,
                          retried_target=self.attempts.last_retried, failed=failed)
@@ -243,7 +258,7 @@ class Call:
                 "path": self.path, "status": status, "route": route_name, "target": target_label,
                 "tenant": tenant_name, "attempts": self.attempts.attempts, "duration_ms": round(seconds * 1000, 2),
                 "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-                "cost_usd": round(cost, 9),
+                "cost_usd": round(cost, 9), "cache": self.cache_plan.result if self.cache_plan is not None else None,
             }).decode())
 
 
@@ -271,10 +286,21 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
                          prompt_estimate)
         limit_headers = call.limit_headers()
         upstream_request = call.guard_input(runtime, canonical)
-        result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
-        if isinstance(result, Completed):
-            call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
-            result.response = call.guard_output(result.response)
+        hit = None
+        if call.route.cache is not None:
+            hit = await cached.lookup(call, runtime, state.response_cache, cached.API_OF_INGRESS[ingress.name],
+                                      upstream_request, upstream_request, request.headers)
+        if hit is not None:
+            call.usage = hit.get("usage")
+            if not is_stream:
+                hit = call.guard_output(hit)
+            result = Completed(hit, None, None)  # type: ignore[arg-type]  # no upstream target
+        else:
+            result = await state.executor.run(runtime, call.route, upstream_request, is_stream, call.attempts)
+            if isinstance(result, Completed):
+                call.usage = result.response.get("usage")  # charged even if an output guardrail blocks
+                stored = result.response
+                result.response = call.guard_output(result.response)
     except GatewayError as err:
         await call.settle()
         call.finish(err.status_code)
@@ -283,11 +309,19 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
         call.settle_detached()  # an unexpected exception or a cancelled request: never keep the reservation
         raise
     try:
+        if hit is not None and is_stream:
+            encoder = ingress.stream_encoder(requested_model, canonical)
+            headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no",
+                       "x-aigw-cost-usd": format_usd(0.0)}
+            return StreamingResponse(cached.replay(hit, encoder, call, call.stream_guard()),
+                                     media_type=ingress.stream_media_type, headers=headers)
         if isinstance(result, Completed):
             call.usage = result.response.get("usage")
             body_out = ingress.render_response(result.response, requested_model)
             cost = await call.settle()
             call.finish(200)
+            if hit is None and call.cache_plan is not None:
+                cached.save_later(state.response_cache, call, stored, cost)
             headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
             return Response(orjson.dumps(body_out), media_type="application/json", headers=headers)
         encoder = ingress.stream_encoder(requested_model, canonical)
@@ -348,10 +382,13 @@ def _guard_embedding_input(call: Call, runtime: Runtime, body: dict[str, Any]) -
 async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=None) -> AsyncIterator[bytes]:
     label = f"{stream.target.credential}/{stream.target.model}"
     status = 200
+    recording = cached.recorder_for_stream(call)
 
     def encode(chunks) -> bytes:
         out = b""
         for chunk in chunks:
+            if recording is not None:
+                recording.add(chunk)
             if chunk.get("usage"):
                 call.usage = chunk["usage"]
             for safe in (guard.feed(chunk) if guard is not None else (chunk,)):
@@ -384,6 +421,8 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=No
             yield encoder.error(err, call.request_id)
             return
         yield encoder.end()
+        if recording is not None:  # a whole stream: stored once the answer is out
+            cached.save_later(call.state.response_cache, call, recording.response(), cost_of(stream.target, call.usage))
     except BaseException:
         status = 499  # the client went away (nginx's convention)
         if not call.usage:  # the upstream's usage never came: the reservation is charged

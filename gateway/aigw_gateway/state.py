@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
+from .cache.serve import embedder as cached_embedder
+from .cache.service import ResponseCache
+from .cache.store import MemoryStore as CacheMemoryStore
+from .cache.store import RedisStore as CacheRedisStore
 from .errors import NotReady
 from .guardrails.registry import PolicyRegistry
 from .ledger import LedgerEmitter
@@ -35,6 +41,7 @@ class GatewayState:
     budget_gauges: BudgetGauges = field(default_factory=BudgetGauges)
     ledger: LedgerEmitter = field(default_factory=LedgerEmitter)
     ledger_reads: object | None = None  # a LedgerDB for /v1/usage/history, when a ledger URL is set
+    response_cache: ResponseCache = field(default_factory=lambda: ResponseCache(CacheMemoryStore()))
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.stats, self.health)
@@ -43,6 +50,7 @@ class GatewayState:
             self.guardrails = PolicyRegistry(self._pii_hash_key)
         self.ledger.enabled = bool(self.settings.ledger_url)
         self.ledger.maxlen = self.settings.ledger_stream_maxlen
+        self.response_cache.embed = cached_embedder(self)
 
     def _pii_hash_key(self) -> bytes:
         runtime = self.holder.current
@@ -61,6 +69,19 @@ class GatewayState:
         self.limits_url = url
         if isinstance(old, RedisStore):
             await old.aclose()
+        await self._use_cache_redis(url)
+
+    async def _use_cache_redis(self, url: str | None) -> None:
+        """The response cache lives where the limits do: the shared Redis, or this process."""
+        old = self.response_cache
+        embed = cached_embedder(self)
+        if url:
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            self.response_cache = ResponseCache(CacheRedisStore(client), search_client=client, embed=embed)
+        else:
+            self.response_cache = ResponseCache(CacheMemoryStore(), embed=embed)
+        if old.search_client is not None:
+            await old.search_client.aclose()
 
     def start(self, client: UpstreamClient, tracing: bool = False) -> None:
         self.client = client

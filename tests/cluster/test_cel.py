@@ -49,6 +49,9 @@ CASES: dict[str, tuple[str, dict, dict]] = {
         "ModelRoute", {"model": "m", "strategy": "lowest-cost", "targets": [TARGET]},
         {"model": "m", "strategy": "lowest-cost",
          "targets": [{**TARGET, "pricing": {"inputPerMillion": 1, "outputPerMillion": 2}}]}),
+    "mode semantic needs semantic.embeddingRoute": (
+        "ModelRoute", {"model": "m", "targets": [TARGET], "cache": {"mode": "semantic"}},
+        {"model": "m", "targets": [TARGET], "cache": {"mode": "semantic", "semantic": {"embeddingRoute": "emb"}}}),
     "restoreInResponse needs action mask": (
         "GuardrailPolicy", {"pii": {"action": "redact", "restoreInResponse": True}},
         {"pii": {"action": "mask", "restoreInResponse": True}}),

@@ -377,6 +377,7 @@ class FakeOpenAI:
         models: tuple[str, ...] | list[str] = DEFAULT_MODELS,
         default_chunks: int = 3,
         embedding_dims: int = 8,
+        embedder: Callable[[list[str]], list[list[float]]] | None = None,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -385,6 +386,7 @@ class FakeOpenAI:
         self.default_chunks = default_chunks
         self.aborted_streams = 0  # streams whose client (the gateway) went away mid-way
         self.embedding_dims = embedding_dims
+        self.embedder = embedder  # real embeddings (e.g. a sentence model) instead of hash vectors
 
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -1002,8 +1004,9 @@ class FakeOpenAI:
         if fmt not in ("float", "base64"):
             return self._error(400, "Invalid 'encoding_format'", headers=headers, param="encoding_format")
         data = []
-        for i, t in enumerate(texts):
-            vec = fake_embedding(t, dims)
+        vectors = self.embedder(texts) if self.embedder is not None else [fake_embedding(t, dims) for t in texts]
+        for i, vec in enumerate(vectors):
+            dims = len(vec)
             emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode() if fmt == "base64" else vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
         if not tokens:

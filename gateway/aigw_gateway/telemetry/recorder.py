@@ -56,6 +56,15 @@ class Recorder:
             stats.cost_usd += cost_usd
             metrics.COST.labels(tenant, route).inc(cost_usd)
 
+    def cache(self, route: str, result: str, saved_usd: float) -> None:
+        """A cache lookup's outcome (hit or miss) for the pod report; metrics count it where it happens."""
+        stats = self.stats.route(route)
+        if result == "hit":
+            stats.cache_hits += 1
+            stats.cache_saved_usd += saved_usd
+        elif result == "miss":
+            stats.cache_misses += 1
+
     def throttled(self, tenant: str, kind: str) -> None:
         self.stats.tenant(tenant).throttled += 1
         metrics.RATELIMIT_REJECTIONS.labels(tenant, kind).inc()

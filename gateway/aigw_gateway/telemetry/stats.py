@@ -46,6 +46,9 @@ class RouteStats:
     fallbacks: int = 0
     retries: int = 0
     targets: dict[tuple[str, str], Series] = field(default_factory=dict)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_saved_usd: float = 0.0
 
 
 @dataclass
@@ -98,7 +101,8 @@ class TrafficStats:
             out.append(RouteReport(
                 name=name, requests=stats.series.total, errors=stats.series.errors, fallbacks=stats.fallbacks,
                 retries=stats.retries, window_requests=n, window_errors=e, latency_p50_ms=p50, latency_p95_ms=p95,
-                targets=tuple(targets)))
+                targets=tuple(targets), cache_hits=stats.cache_hits, cache_misses=stats.cache_misses,
+                cache_saved_usd=round(stats.cache_saved_usd, 9)))
         return out
 
     def tenant_reports(self) -> list[TenantReport]:

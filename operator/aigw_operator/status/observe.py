@@ -248,8 +248,21 @@ def observe_route(view: GatewayView, route: RouteConfig, th: Thresholds, stats: 
     window, targets = (stats or {}).get(route.name) or _targets(view, route)
     pods = len(view.pods)
     fields = {"gateway": view.name, "served": view.served, **window.fields(),
-              "targets": [t.status(pods, th) for t in targets]}
+              "targets": [t.status(pods, th) for t in targets], **_cache_fields(view, route)}
     return Observation(fields, [_ready(view), _degraded_by_traffic(view, window, targets, th)])
+
+
+def _cache_fields(view: GatewayView, route: RouteConfig) -> dict[str, float]:
+    """cacheHitRatio and savedUSD over every pod's report, for a route with a cache."""
+    if route.cache is None:
+        return {}
+    reports = [routes[route.name] for _, routes in view.route_reports if route.name in routes]
+    hits = sum(r.cache_hits for r in reports)
+    lookups = hits + sum(r.cache_misses for r in reports)
+    fields = {"savedUSD": round(sum(r.cache_saved_usd for r in reports), 9)}
+    if lookups:
+        fields["cacheHitRatio"] = round(hits / lookups, 4)
+    return fields
 
 
 def observe_credential(view: GatewayView, name: str, th: Thresholds, stats: RouteStats | None = None) -> Observation:

@@ -1,0 +1,135 @@
+"""Semantic cache through a real gateway: real sentence embeddings (all-MiniLM-L6-v2) served by a
+fake embeddings provider, vectors in a real Redis with the Search module; and every way the cache
+can be unavailable, each a bypass with no failed request."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.cache.test_cache_gateway import A, wait_stored
+from tests.fakes.openai_provider import FakeOpenAI
+from tests.fakes.search_redis import SearchRedis, why_no_search
+from tests.fakes.sentence_embedder import embed, why_no_model
+from tests.gateway.harness import write_crs
+
+QUESTION = "How do I reset my password?"
+PARAPHRASE = "What is the way to reset my password?"
+UNRELATED = "What is the boiling point of water at sea level?"
+
+
+@pytest.fixture(scope="module")
+def search_redis():
+    reason = why_no_search() or why_no_model()
+    if reason:
+        pytest.skip(reason)
+    srv = SearchRedis().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def embeddings_fake():
+    if why_no_model():
+        pytest.skip(why_no_model())
+    fake = FakeOpenAI(api_key="sk-embed", embedder=embed).start()
+    yield fake
+    fake.stop()
+
+
+def semantic_crs(tmp_path, chat_fake, embed_url: str, threshold: float = 0.85) -> str:
+    crs = write_crs(tmp_path / "crs.yaml", chat_fake.base_url, extra=f"""---
+apiVersion: aigw.dev/v1alpha1
+kind: ProviderCredential
+metadata: {{name: embedder}}
+spec:
+  provider: openai-compatible
+  baseURL: {embed_url}
+  apiKeySecretRef: {{name: embed-key, key: apiKey}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: embed-key}}
+stringData: {{apiKey: sk-embed}}
+---
+apiVersion: aigw.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: text-embedding}}
+spec:
+  model: text-embedding
+  targets: [{{credentialRef: embedder, model: minilm}}]
+  retry: {{attempts: 0}}
+""")
+    text = crs.read_text().replace("  model: gpt-test\n", "  model: gpt-test\n  cache: {mode: semantic, semantic: "
+                                   f"{{embeddingRoute: text-embedding, threshold: {threshold}}}}}\n")
+    crs.write_text(text)
+    return str(crs)
+
+
+def ask(http, question: str, system: str = "You are a helpful assistant.") -> httpx.Response:
+    body = {"model": "gpt-test", "temperature": 0,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}]}
+    r = http.post("/v1/chat/completions", headers=A, json=body)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def test_a_paraphrase_hits_unrelated_and_other_conversations_do_not(tmp_path, fake_openai, embeddings_fake,
+                                                                   search_redis, start_gateway):
+    search_redis.flushall()
+    gw = start_gateway("-f", semantic_crs(tmp_path, fake_openai, embeddings_fake.base_url),
+                       "--redis-url", search_redis.url)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        first = ask(http, QUESTION)
+        assert first.headers["x-aigw-cache"] == "miss"
+        wait_stored(search_redis.url, 2)  # the entry and its vector
+        upstream = len(fake_openai.requests)
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            hit = ask(http, PARAPHRASE)
+            timings.append(time.perf_counter() - started)
+            assert hit.headers["x-aigw-cache"] == "hit"
+            assert hit.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+        assert len(fake_openai.requests) == upstream  # answered from the cache
+        assert ask(http, UNRELATED).headers["x-aigw-cache"] == "miss"
+        assert ask(http, PARAPHRASE, system="You are a pirate.").headers["x-aigw-cache"] == "miss"
+        print(f"semantic hit p50 (client-side, incl. embedding): {sorted(timings)[2] * 1000:.1f} ms")
+
+
+def test_search_module_missing_bypasses_without_failing(tmp_path, fake_openai, embeddings_fake, redis_server,
+                                                        start_gateway):
+    redis_server.flushall()
+    gw = start_gateway("-f", semantic_crs(tmp_path, fake_openai, embeddings_fake.base_url),
+                       "--redis-url", redis_server.url)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        for question in (QUESTION, PARAPHRASE, QUESTION):
+            ask(http, question)  # never fails
+        assert 'reason="search_unavailable"' in http.get("/metrics").text
+
+
+def test_embedding_route_failing_bypasses_without_failing(tmp_path, fake_openai, search_redis, start_gateway):
+    search_redis.flushall()
+    dead = FakeOpenAI(api_key="sk-embed").start()
+    url = dead.base_url
+    dead.stop()  # nothing listens there now
+    gw = start_gateway("-f", semantic_crs(tmp_path, fake_openai, url), "--redis-url", search_redis.url)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        for question in (QUESTION, PARAPHRASE):
+            assert ask(http, question).headers["x-aigw-cache"] in ("miss", "hit")
+        assert 'reason="embedding_failed"' in http.get("/metrics").text
+
+
+def test_redis_down_bypasses_without_failing(tmp_path, fake_openai, redis_server_fn, start_gateway):
+    crs = write_crs(tmp_path / "crs.yaml", fake_openai.base_url)
+    crs.write_text(crs.read_text().replace("  model: gpt-test\n", "  model: gpt-test\n  cache: {mode: exact}\n"))
+    gw = start_gateway("-f", str(crs), "--redis-url", redis_server_fn.url)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        ask(http, QUESTION)
+        redis_server_fn.stop()
+        for _ in range(5):
+            r = ask(http, QUESTION)  # limits fail open by default; the cache bypasses
+            assert r.headers["x-aigw-cache"] == "bypass"
+        assert 'reason="store_unavailable"' in http.get("/metrics").text
