@@ -118,7 +118,7 @@ def test_no_cache_and_nondeterministic_requests_bypass(tmp_path, fake_openai, re
                          ).headers["x-aigw-cache"] == "miss"
         r = http.post("/v1/chat/completions", headers={**A, "cache-control": "no-cache, no-store"}, json=CHAT)
         assert r.headers["x-aigw-cache"] == "bypass"
-        metrics = http.get("/metrics").text
+        metrics = httpx.get(gw.ops_url + "/metrics").text
         assert 'aigw_cache_bypass_total{reason="nondeterministic",route="main"}' in metrics
 
 
@@ -179,7 +179,7 @@ def test_hits_add_nothing_to_spend(tmp_path, fake_openai, redis_server, start_ga
         assert abs(usage["budget"]["spend_usd"] - live_cost) < 1e-9, usage  # hits added nothing
         assert usage["tokens"]["used"] == first.json()["usage"]["total_tokens"], usage  # nor tokens (countTokensOnHit off)
         assert usage["requests"]["used"] == 5, usage  # but every request counts toward RPM
-        metrics = http.get("/metrics").text
+        metrics = httpx.get(gw.ops_url + "/metrics").text
         saved = [l for l in metrics.splitlines() if l.startswith("aigw_cache_saved_usd_total{")]
         assert saved and abs(float(saved[0].split()[-1]) - 4 * live_cost) < 1e-9, saved
 

@@ -107,7 +107,7 @@ def test_search_module_missing_bypasses_without_failing(tmp_path, fake_openai, e
     with httpx.Client(base_url=gw.url, timeout=30) as http:
         for question in (QUESTION, PARAPHRASE, QUESTION):
             ask(http, question)  # never fails
-        assert 'reason="search_unavailable"' in http.get("/metrics").text
+        assert 'reason="search_unavailable"' in httpx.get(gw.ops_url + "/metrics").text
 
 
 def test_embedding_route_failing_bypasses_without_failing(tmp_path, fake_openai, search_redis, start_gateway):
@@ -119,7 +119,7 @@ def test_embedding_route_failing_bypasses_without_failing(tmp_path, fake_openai,
     with httpx.Client(base_url=gw.url, timeout=30) as http:
         for question in (QUESTION, PARAPHRASE):
             assert ask(http, question).headers["x-aigw-cache"] in ("miss", "hit")
-        assert 'reason="embedding_failed"' in http.get("/metrics").text
+        assert 'reason="embedding_failed"' in httpx.get(gw.ops_url + "/metrics").text
 
 
 def test_redis_down_bypasses_without_failing(tmp_path, fake_openai, redis_server_fn, start_gateway):
@@ -132,4 +132,4 @@ def test_redis_down_bypasses_without_failing(tmp_path, fake_openai, redis_server
         for _ in range(5):
             r = ask(http, QUESTION)  # limits fail open by default; the cache bypasses
             assert r.headers["x-aigw-cache"] == "bypass"
-        assert 'reason="store_unavailable"' in http.get("/metrics").text
+        assert 'reason="store_unavailable"' in httpx.get(gw.ops_url + "/metrics").text

@@ -21,6 +21,7 @@ from .. import pipeline
 from ..auth import authenticate
 from ..errors import GatewayError, InvalidRequest
 from ..limits import format_usd
+from ..limits.bounds import check_reservation_bounds
 from ..pipeline import Call, _call, resolve_route
 from ..routing.executor import Completed, Streaming
 from ..upstream import TRANSPORT_ERRORS, map_transport_error
@@ -33,8 +34,12 @@ ESTIMATE_HEADER = "x-aigw-token-count"
 
 
 def serves_natively(runtime, api: NativeApi, model: str) -> bool:
+    """A route with a target speaking the client's API, and no response cache: a cached route
+    keeps its entries in the canonical shape (served in every client format, replayed as a
+    stream), so its requests take the translated path (docs/cache.md)."""
     route = runtime.routes_by_model.get(model)
-    return route is not None and any(runtime.providers[t.credential].provider in api.providers for t in route.targets)
+    return (route is not None and route.cache is None
+            and any(runtime.providers[t.credential].provider in api.providers for t in route.targets))
 
 
 def _guard_input(call: Call, runtime, api: NativeApi, native: NativeRequest) -> None:
@@ -78,6 +83,7 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         call.tenant = authenticate(runtime, request.headers)
         if validate is not None:
             validate(body)
+        check_reservation_bounds(body, api.name, body)  # the client's own field names
         call.route = resolve_route(runtime, call.tenant, model)
         await call.admit(api.estimate(body, runtime.config.settings.max_tokens_estimate))
         limit_headers = call.limit_headers()
