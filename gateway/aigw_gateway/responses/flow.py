@@ -45,6 +45,14 @@ log = logging.getLogger("aigw.responses")
 STORE = ResponseStore()
 
 
+def _owner(state: GatewayState, tenant: TenantConfig) -> str:
+    """Whose stored conversations these are: the tenant within this gateway (namespace/name), like
+    the limits' Redis keys, so gateways sharing a Redis never read each other's."""
+    runtime = state.holder.current
+    scope = runtime.key_scope if runtime is not None else ""
+    return f"{scope}/{tenant.name}" if scope else tenant.name
+
+
 def _pin(route: RouteConfig, credential: str, previous: str) -> RouteConfig:
     """The route's targets on the credential that keeps the previous response."""
     targets = tuple(t for t in route.targets if t.credential == credential)
@@ -101,7 +109,7 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
                 route = _pin(route, pinned.credential, previous)
                 native_body["previous_response_id"] = pinned.upstream_id
             else:
-                record = await STORE.get(state.redis.client, tenant.name, previous) if ids.is_stored(previous) else None
+                record = await STORE.get(state.redis.client, _owner(state, tenant), previous) if ids.is_stored(previous) else None
                 if record is None:
                     raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id")
                 history = record["items"]
@@ -171,7 +179,7 @@ async def _remember(state: GatewayState, tenant: TenantConfig, body: dict[str, A
         return
     record = {"response": response, "items": [*(history or ()), *input_items(body), *response["output"]]}
     try:
-        await STORE.put(state.redis.client, tenant.name, response["id"], record)
+        await STORE.put(state.redis.client, _owner(state, tenant), response["id"], record)
     except GatewayError as err:
         log.warning("response %s not stored: %s", response["id"], err.message)
 
@@ -224,7 +232,7 @@ async def retrieve(state: GatewayState, request: Request, response_id: str) -> R
             view = _view(runtime, tenant, ref.credential, ref.model, previous)
             return Response(orjson.dumps(view(data)), media_type="application/json")
     elif ids.is_stored(response_id):
-        record = await STORE.get(state.redis.client, tenant.name, response_id)
+        record = await STORE.get(state.redis.client, _owner(state, tenant), response_id)
         if record is not None:
             return Response(orjson.dumps(record["response"]), media_type="application/json")
     raise NotFound(f"Response with id '{response_id}' not found.")
@@ -252,7 +260,7 @@ async def list_input_items(state: GatewayState, request: Request, response_id: s
             if resp.status != 404:
                 raise adapter_for(provider.provider).error_for(resp.status, data, resp.headers, label)
     elif ids.is_stored(response_id):
-        record = await STORE.get(state.redis.client, tenant.name, response_id)
+        record = await STORE.get(state.redis.client, _owner(state, tenant), response_id)
         if record is not None:
             produced = len(record["response"].get("output") or ())
             items = record["items"][:len(record["items"]) - produced]
@@ -272,7 +280,7 @@ async def delete(state: GatewayState, request: Request, response_id: str) -> Res
     if ref is not None:
         found = await _native_item(state, runtime, tenant, ref, "DELETE") is not None
     elif ids.is_stored(response_id):
-        found = await STORE.delete(state.redis.client, tenant.name, response_id)
+        found = await STORE.delete(state.redis.client, _owner(state, tenant), response_id)
     if not found:
         raise NotFound(f"Response with id '{response_id}' not found.")
     return Response(orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True}),

@@ -2,7 +2,7 @@
 
 A record holds the response object as the client got it and the conversation items up to and
 including its output (Responses items, so a follow-up can go to any target, a native one too).
-With Redis: `aigw:{<tenant>}:resp:<id>` with a TTL, so a tenant can only ever read its own
+With Redis: `aigw:{<namespace>/<gateway>/<tenant>}:resp:<id>` with a TTL, so a tenant can only ever read its own
 records; shared by every replica. Without Redis: a bounded LRU in this process (single-process
 mode, like the limits). Redis errors become a 503 naming the store, never a redis-py exception.
 """
