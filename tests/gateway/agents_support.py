@@ -29,7 +29,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "agents"
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
 
 
-def single_route_crs(path: Path, backend: str, fake, model: str) -> str:
+def single_route_crs(path: Path, backend: str, fake, model: str, unsupported: str = "reject") -> str:
     provider, _, key, upstream_model = BACKENDS[backend]
     path.write_text(f"""apiVersion: aigw.dev/v1alpha1
 kind: ProviderCredential
@@ -44,7 +44,7 @@ stringData: {{apiKey: {key}}}
 apiVersion: aigw.dev/v1alpha1
 kind: ModelRoute
 metadata: {{name: agent}}
-spec: {{model: "{model}", targets: [{{credentialRef: {backend}, model: {upstream_model}}}]}}
+spec: {{model: "{model}", targets: [{{credentialRef: {backend}, model: {upstream_model}}}], unsupportedFields: {unsupported}}}
 ---
 apiVersion: aigw.dev/v1alpha1
 kind: TenantQuota

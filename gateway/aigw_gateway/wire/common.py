@@ -27,6 +27,7 @@ BASE: dict[str, Support] = {
     "store": unless(lambda v: v is False),
     "service_tier": unless(lambda v: v in ("auto", "default")),
     "modalities": unless(text_only), "audio": UNSUPPORTED, "prediction": UNSUPPORTED,
-    "web_search_options": UNSUPPORTED, "verbosity": UNSUPPORTED,
+    "web_search_options": UNSUPPORTED,
+    "verbosity": unless(lambda v: v == "medium"),  # OpenAI's default asks for nothing (the Agents SDK sends it)
     "functions": UNSUPPORTED, "function_call": UNSUPPORTED,  # legacy: clients send `tools`
 }
