@@ -83,7 +83,7 @@ class LedgerEmitter:
                 if client is not None:
                     async with client.pipeline(transaction=False) as pipe:
                         for event in events:
-                            pipe.xadd(stream_key(event.namespace, event.gateway), dict(_pairs(event.fields())),
+                            pipe.xadd(stream_key(event.namespace, event.gateway), dict(_pairs(event.fields())),  # type: ignore[arg-type]
                                       maxlen=self.maxlen, approximate=True)
                         await pipe.execute()
                 elif db is not None:

@@ -3,8 +3,8 @@
 The gateway builds the event when the request is settled and appends it to the gateway's
 Redis Stream in the same Lua call that settles the request (or hands it to the in-process
 queue); the writer turns stream entries back into `aigw_usage` rows. No prompt or answer
-content is ever part of an event. Stream fields are the column names; values are strings
-(empty: NULL), the cost an integer count of nano-USD, the end time integer microseconds.
+content is ever part of an event. An entry is `v` (format version, "1") and `e`: a JSON array of the
+columns in order, the cost an integer count of nano-USD, the end time integer microseconds.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 NANO = Decimal(1_000_000_000)
 GROUP = "aigw-ledger"  # the writers' consumer group
@@ -70,18 +72,15 @@ class UsageEvent:
     latency_ms: float
     attempts: int
 
-    def fields(self) -> list[str]:
-        """Flat `field, value, ...` for XADD (and for the settle script's ARGV)."""
-        return [
-            "request_id", self.request_id, "client_request_id", self.client_request_id or "",
-            "ts_us", str(self.ts_us), "namespace", self.namespace, "gateway", self.gateway,
-            "tenant", self.tenant, "route", self.route, "target", self.target, "provider", self.provider,
-            "model", self.model, "api", self.api, "status", str(self.status), "stream", "1" if self.stream else "0",
-            "cache", self.cache or "", "input_tokens", str(self.input_tokens), "output_tokens", str(self.output_tokens),
-            "cache_read_tokens", str(self.cache_read_tokens), "cache_write_tokens", str(self.cache_write_tokens),
-            "reasoning_tokens", str(self.reasoning_tokens), "cost_nano", str(self.cost_nano),
-            "latency_ms", repr(round(self.latency_ms, 3)), "attempts", str(self.attempts),
-        ]  # fmt: skip
+    def fields(self) -> list[str | bytes]:
+        """`field, value, ...` for XADD (and the settle script's ARGV): the values as one compact
+        JSON array (two arguments to marshal instead of forty-four), with a format version."""
+        return ["v", "1", "e", orjson.dumps([
+            self.request_id, self.client_request_id, self.ts_us, self.namespace, self.gateway, self.tenant,
+            self.route, self.target, self.provider, self.model, self.api, self.status, self.stream, self.cache,
+            self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens,
+            self.reasoning_tokens, self.cost_nano, round(self.latency_ms, 3), self.attempts,
+        ])]  # fmt: skip
 
     def row(self) -> tuple[Any, ...]:
         """The `aigw_usage` row, in COLUMNS order."""
@@ -98,24 +97,21 @@ class BadEntry(ValueError):
     """A stream entry that is not a usage event (never retried: it could never be inserted)."""
 
 
-def _text(data: dict[bytes, bytes], name: str) -> str:
-    return data.get(name.encode(), b"").decode("utf-8", "replace")
-
-
 def event_from_fields(data: dict[bytes, bytes]) -> UsageEvent:
     """A stream entry back into an event; raises BadEntry when it is not one."""
+    if data.get(b"v") != b"1":
+        raise BadEntry(f"unknown event format {data.get(b'v')!r}")
     try:
-        request_id = _text(data, "request_id")
-        if not request_id:
-            raise BadEntry("no request_id")
+        values = orjson.loads(data[b"e"])
+        if len(values) != 22 or not values[0]:
+            raise BadEntry(f"{len(values)} values")
+        (request_id, client_request_id, ts_us, namespace, gateway, tenant, route, target, provider, model, api,
+         status, stream, cache, input_tokens, output_tokens, cache_read, cache_write, reasoning, cost_nano,
+         latency_ms, attempts) = values
         return UsageEvent(
-            request_id, _text(data, "client_request_id") or None, int(data[b"ts_us"]),
-            _text(data, "namespace"), _text(data, "gateway"), _text(data, "tenant"), _text(data, "route"),
-            _text(data, "target"), _text(data, "provider"), _text(data, "model"), _text(data, "api"),
-            int(data[b"status"]), data.get(b"stream") == b"1", _text(data, "cache") or None,
-            int(data[b"input_tokens"]), int(data[b"output_tokens"]), int(data[b"cache_read_tokens"]),
-            int(data[b"cache_write_tokens"]), int(data[b"reasoning_tokens"]), int(data[b"cost_nano"]),
-            float(data[b"latency_ms"]), int(data[b"attempts"]),
+            str(request_id), client_request_id, int(ts_us), namespace, gateway, tenant, route, target, provider,
+            model, api, int(status), bool(stream), cache, int(input_tokens), int(output_tokens), int(cache_read),
+            int(cache_write), int(reasoning), int(cost_nano), float(latency_ms), int(attempts),
         )  # fmt: skip
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise BadEntry(f"{type(exc).__name__}: {exc}") from None

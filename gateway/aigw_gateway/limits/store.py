@@ -76,7 +76,7 @@ class StreamAppend:
 
     key: str
     maxlen: int  # approximate bound (XADD MAXLEN ~)
-    fields: list[str]  # field, value, ...
+    fields: list[str | bytes]  # field, value, ...
 
 
 class Store(Protocol):
