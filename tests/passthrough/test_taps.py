@@ -29,7 +29,7 @@ def test_anthropic_tap_forwards_bytes_and_reads_usage():
     out = b"".join(p.data for p in pieces)
     assert out == START.replace(b"claude-up", b"claude-route") + REST
     assert tap.usage == {"prompt_tokens": 22, "completion_tokens": 3, "total_tokens": 25,
-                         "prompt_tokens_details": {"cached_tokens": 7}}
+                         "prompt_tokens_details": {"cached_tokens": 7, "cache_write_tokens": 5}}  # writes itemised, never folded
     assert not pieces[0].substance and any(p.substance for p in pieces)
 
 

@@ -100,7 +100,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnect:  # the client left before its request was read: nginx's 499, no traceback
-            log.info("request %s: client closed the connection before the request was read (499)", request_id)
+            log.info("request %s%s: client closed the connection before the request was read (499)", request_id,
+                     f" (client id {client_id})" if client_id else "")
         except GatewayError as err:
             if started:
                 log.warning("request %s failed after the response started: %s", request_id, err.message)

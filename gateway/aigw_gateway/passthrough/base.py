@@ -19,9 +19,10 @@ import orjson
 
 from aigw_config.config import ProviderConfig
 
-from ..errors import GatewayError, InvalidRequest
+from ..errors import GatewayError, InvalidRequest, UpstreamResponseTooLarge
 from ..ingress.base import Ingress
 from ..providers import adapter_for
+from ..streaming.sse import MAX_EVENT_BYTES, MAX_LINE_BYTES, line_too_long
 
 
 class Answer(dict):
@@ -160,12 +161,15 @@ class RawEvents:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[tuple[bytes, str | None, bytes]]:
-        """(raw event bytes, event name, data) per complete event."""
+        """(raw event bytes, event name, data) per complete event. A line or an event past the
+        caps of streaming/sse.py is refused (502), never buffered without end."""
+        held = len(self._buf)
         buf = self._buf + data if self._buf else data
         out = []
         start = 0
+        scan = max(held - 3, 0)  # an event end can only be in (or straddle into) the new bytes
         while True:
-            m = _EVENT_END.search(buf, start)
+            m = _EVENT_END.search(buf, max(start, scan))
             if m is None:
                 break
             raw = buf[start:m.end()]
@@ -173,6 +177,12 @@ class RawEvents:
             start = m.end()
             out.append((raw, name, payload if payload is not None else b""))  # comments: name None, no data
         self._buf = buf[start:]
+        if len(self._buf) > MAX_LINE_BYTES:
+            tail = self._buf
+            if len(tail) - max(tail.rfind(b"\n"), tail.rfind(b"\r")) - 1 > MAX_LINE_BYTES:
+                raise line_too_long(MAX_LINE_BYTES)
+            if len(tail) > MAX_EVENT_BYTES:
+                raise UpstreamResponseTooLarge(f"the upstream stream sent an event larger than {MAX_EVENT_BYTES} bytes")
         return out
 
     def flush(self) -> list[tuple[bytes, str | None, bytes]]:

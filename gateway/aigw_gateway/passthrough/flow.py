@@ -8,14 +8,13 @@ provider's answer back as it came. A route without such a target takes `pipeline
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from .. import pipeline
 from ..auth import authenticate
@@ -78,6 +77,7 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
     """A chat request whose route has a native target (see `serves_natively`); `validate` raises
     the API's 400s (after authentication, as on the translated path)."""
     call = _call(state, request, "chat")
+    call.stream = stream
     try:
         runtime = state.runtime()
         call.tenant = authenticate(runtime, request.headers)
@@ -85,7 +85,9 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
             validate(body)
         check_reservation_bounds(body, api.name, body)  # the client's own field names
         call.route = resolve_route(runtime, call.tenant, model)
-        await call.admit(api.estimate(body, runtime.config.settings.max_tokens_estimate))
+        # The prompt part apart: a client that leaves mid-stream is charged the reservation, prompt
+        # at the input price and the rest at the output price (as on the translated path).
+        await call.admit(api.estimate(body, runtime.config.settings.max_tokens_estimate), api.prompt_tokens(body))
         limit_headers = call.limit_headers()
         native = _request(call, request, api, "chat", raw, body, model, stream)
         _guard_input(call, runtime, api, native)
@@ -112,7 +114,7 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
     else:
         encoder = api.ingress.stream_encoder(model, native.canonical())
         body_iter = pipeline._relay(result, encoder, call, call.stream_guard())
-    return StreamingResponse(body_iter, media_type=api.ingress.stream_media_type, headers=headers)
+    return pipeline._RelayResponse(body_iter, call, result, media_type=api.ingress.stream_media_type, headers=headers)
 
 
 async def _relay(stream: Streaming, call: Call, api: NativeApi, model: str) -> AsyncIterator[bytes]:
@@ -158,15 +160,16 @@ async def _relay(stream: Streaming, call: Call, api: NativeApi, model: str) -> A
             log.warning("request %s: stream from %s broke after the first byte: %s", call.request_id, label, err.code)
             yield api.ingress.stream_encoder(model, {}).error(err, call.request_id)
     except BaseException:
-        status = 499
+        status = 499  # the client went away
         raise
     finally:
-        call.usage = tap.usage
+        usage = tap.usage
+        if status == 499 and not (usage or {}).get("completion_tokens"):
+            usage = call.reservation_usage()  # the upstream's final usage never came: the reservation is charged
+        call.usage = usage
         call.finish(status)
+        call.settle_detached()  # detached: this generator may be ending because its task was cancelled
         await stream.close()
-        task = asyncio.get_running_loop().create_task(call.settle())
-        pipeline._background.add(task)
-        task.add_done_callback(pipeline._background.discard)
 
 
 async def count_tokens(state, request: Request, api: NativeApi, raw: bytes, body: dict[str, Any], *,

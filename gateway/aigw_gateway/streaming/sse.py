@@ -16,7 +16,7 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
-def _line_too_long(limit: int) -> UpstreamResponseTooLarge:
+def line_too_long(limit: int) -> UpstreamResponseTooLarge:
     return UpstreamResponseTooLarge(f"the upstream stream sent a line longer than {limit} bytes")
 
 
@@ -46,7 +46,7 @@ class SSEParser:
         if b"\n" not in chunk:  # the tail never holds a newline: only the new piece can end a line
             self._buf += chunk
             if len(self._buf) > self.max_line:
-                raise _line_too_long(self.max_line)
+                raise line_too_long(self.max_line)
             return events
         buf = self._buf + chunk
         start = 0
@@ -54,13 +54,13 @@ class SSEParser:
             raw = buf[start:nl]
             start = nl + 1
             if len(raw) > self.max_line:
-                raise _line_too_long(self.max_line)
+                raise line_too_long(self.max_line)
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             self._line(raw.decode("utf-8", errors="replace"), events)
         self._buf = buf[start:]
         if len(self._buf) > self.max_line:
-            raise _line_too_long(self.max_line)
+            raise line_too_long(self.max_line)
         return events
 
     def flush(self) -> list[SSEEvent]:
@@ -107,11 +107,11 @@ class NDJSONParser:
         if b"\n" not in chunk:
             self._buf += chunk
             if len(self._buf) > self.max_line:
-                raise _line_too_long(self.max_line)
+                raise line_too_long(self.max_line)
             return []
         *lines, self._buf = (self._buf + chunk).split(b"\n")
         if len(self._buf) > self.max_line or any(len(line) > self.max_line for line in lines):
-            raise _line_too_long(self.max_line)
+            raise line_too_long(self.max_line)
         return [line for line in lines if line.strip()]
 
     def flush(self) -> list[bytes]:
