@@ -63,8 +63,22 @@ def bypass_reason(api: str, body: dict[str, Any], deterministic_only: bool) -> s
     return None
 
 
+_KEYSPACES: dict[int, tuple[RouteConfig, str]] = {}  # per loaded route object: computed once, not per request
+
+
 def route_keyspace(route: RouteConfig) -> str:
     """Changes whenever what could answer changes: the route's targets or its cache settings."""
+    found = _KEYSPACES.get(id(route))
+    if found is not None and found[0] is route:
+        return found[1]
+    if len(_KEYSPACES) > 4096:  # routes of configs no longer served
+        _KEYSPACES.clear()
+    keyspace = _keyspace(route)
+    _KEYSPACES[id(route)] = (route, keyspace)
+    return keyspace
+
+
+def _keyspace(route: RouteConfig) -> str:
     spec = orjson.dumps({
         "targets": [t.model_dump(mode="json") for t in route.targets],
         "cache": route.cache.model_dump(mode="json") if route.cache else None,
