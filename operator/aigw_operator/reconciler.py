@@ -134,7 +134,9 @@ class Reconciler:
             raise
         except Exception as exc:
             if namespace_gone(exc):  # a namespace being deleted refuses new objects: nothing to retry
-                log.info("namespace %s is being deleted (%s); its render is dropped", namespace, exc)
+                # the API's own words ("... forbidden: ... being terminated") read like an RBAC gap
+                # in a log; the condition is expected, so it is named, not quoted
+                log.info("namespace %s is being deleted; its render is dropped", namespace)
                 self._failures.pop(namespace, None)
                 return True
             delay = self._schedule_retry(namespace)
