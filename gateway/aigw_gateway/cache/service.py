@@ -48,6 +48,7 @@ class Plan:
     result: str = "bypass"  # what x-aigw-cache says: hit | miss | bypass
     similarity: float | None = None
     vector: list[float] | None = None  # the miss's embedding, stored with its answer
+    recorder: Any = None  # rebuilds a streamed miss's answer when entries are not canonical (cache/serve.py)
 
 
 def _cache_control(headers) -> tuple[bool, bool]:
