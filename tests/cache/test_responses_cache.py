@@ -14,6 +14,8 @@ import redis
 
 from tests.cache.test_cache_gateway import KEY_B, cache_crs, wait_stored
 from tests.gateway.harness import TENANT_KEY
+from tests.ledger.conftest import ledger_url, postgres_server  # noqa: F401  (fixtures: a real PostgreSQL)
+from tests.ledger.support import wait_rows
 
 PROVIDERS = {"native": "openai", "translated": "openai-compatible"}
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
@@ -170,3 +172,21 @@ def test_tool_calls_and_provider_state_are_not_cached(tmp_path, fake_openai, red
     metrics = httpx.get(gw.ops_url + "/metrics").text
     assert 'aigw_cache_bypass_total{reason="provider_state",route="main"}' in metrics
     assert 'aigw_cache_bypass_total{reason="background",route="main"}' in metrics
+
+
+def test_a_hit_is_a_ledger_row_with_cache_hit_and_no_cost(tmp_path, fake_openai, redis_server, ledger_url,
+                                                          start_gateway):
+    redis_server.flushall()
+    gw = start_gateway("-f", cache_crs(tmp_path, fake_openai, provider="openai"), "--redis-url", redis_server.url,
+                       "--ledger-url", ledger_url, wait=False)
+    gw.wait_ready(timeout=60)
+    sdk = client(gw)
+    assert create(sdk, input="for the books")[1] == "miss"
+    wait_stored(redis_server.url, 1)
+    assert create(sdk, input="for the books")[1] == "hit"
+    assert stream(sdk, input="for the books")[1] == "hit"
+    found = sorted(wait_rows(ledger_url, 3), key=lambda row: row["ts"])
+    assert [(r["api"], r["cache"], r["stream"]) for r in found] == [
+        ("responses", "miss", False), ("responses", "hit", False), ("responses", "hit", True)], found
+    assert found[0]["cost_usd"] > 0 and found[1]["cost_usd"] == 0 and found[2]["cost_usd"] == 0
+    assert found[1]["input_tokens"] == found[0]["input_tokens"] and found[1]["target"] == ""
