@@ -107,7 +107,8 @@ def test_pii_is_masked_in_the_entry_and_each_tenant_gets_its_own_values(tmp_path
     redis_server.flushall()
     gw = start_gateway("-f", cache_crs(tmp_path, fake_openai, cache="{mode: exact, scope: route}", guard=True,
                                        provider=PROVIDERS[kind]), "--redis-url", redis_server.url)
-    first, result = create(client(gw), input="write to alice@example.com please", instructions="Mail alice@example.com.")
+    first, result = create(client(gw), input="write to alice@example.com please", instructions="Mail alice@example.com.",
+                           metadata={"contact": "alice@example.com"}, user="alice@example.com")
     assert result == "miss" and "alice@example.com" in first.output_text
     wait_stored(redis_server.url, 1)
     other, result = create(client(gw, KEY_B), input="write to bob@example.org please", instructions="Mail bob@example.org.")

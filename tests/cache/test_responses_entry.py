@@ -1,7 +1,7 @@
 """Responses entries: what is storable, a hit as a new response, and the replayed event sequence."""
 
 from aigw_gateway.cache.entry import storable
-from aigw_gateway.cache.responses import ResponsesRecorder, answer, events_of
+from aigw_gateway.cache.responses import ResponsesRecorder, answer, entry_of, events_of
 from aigw_gateway.ingress.responses_stream import ResponsesStreamEncoder
 
 ENTRY = {
@@ -55,7 +55,7 @@ def test_the_recorder_keeps_a_native_streams_final_response_or_renders_a_transla
     native = ResponsesRecorder("gpt", "resp_aigw_" + "c" * 32, {"model": "gpt", "input": "q"})
     for event in events_of(ENTRY):
         native.add({"_event": event})
-    assert native.response() == ENTRY
+    assert native.response() == entry_of(ENTRY) and native.response()["metadata"] == {}  # no caller's echoes
     translated = ResponsesRecorder("gpt", "resp_aigw_" + "c" * 32, {"model": "gpt", "input": "q"})
     encoder = ResponsesStreamEncoder("gpt", "resp_aigw_" + "c" * 32, {"model": "gpt", "input": "q"})
     for chunk in ({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "fo"}}]},

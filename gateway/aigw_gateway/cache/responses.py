@@ -70,10 +70,21 @@ async def lookup(call: Call, runtime: Runtime, cache: ResponseCache, route: Rout
     return response
 
 
+# What a response echoes of its caller that is not in the key (nor masked): never stored; a hit
+# echoes its own caller's (`answer`).
+_CALLERS_ECHOES = {"metadata": {}, "user": None, "safety_identifier": None, "prompt_cache_key": None,
+                   "previous_response_id": None}
+
+
+def entry_of(response: dict[str, Any]) -> dict[str, Any]:
+    """The entry for a native answer as the provider gave it (before output guardrails)."""
+    return {**response, **{k: v for k, v in _CALLERS_ECHOES.items() if k in response}}
+
+
 def entry_of_translated(completion: dict[str, Any], model: str, response_id: str,
                         masked_body: dict[str, Any]) -> dict[str, Any]:
     """The entry for a translated target's canonical answer (echoing the masked request only)."""
-    return from_chat(completion, model, response_id, masked_body)
+    return entry_of(from_chat(completion, model, response_id, masked_body))
 
 
 class ResponsesRecorder:
@@ -94,7 +105,7 @@ class ResponsesRecorder:
 
     def response(self) -> dict[str, Any]:
         if self.final is not None:
-            return self.final
+            return entry_of(self.final)
         if not self.chunks.choices:
             return {}
         return entry_of_translated(self.chunks.response(), self.model, self.response_id, self.masked_body)

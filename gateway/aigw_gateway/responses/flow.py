@@ -165,12 +165,12 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
             out = view(result.response)
         else:
             out = from_chat(result.response, model, ids.new_stored_id(), body)
-            if call.cache_plan is not None:
-                entry = cached.entry_of_translated(entry, model, out["id"], native_body)
             await _remember(state, tenant, body, history, out)
         cost = await call.settle()
         call.finish(200)
-        if call.cache_plan is not None:
+        if call.cache_plan is not None and call.cache_plan.result == "miss":
+            entry = cached.entry_of(entry) if view is not None else \
+                cached.entry_of_translated(entry, model, out["id"], native_body)
             cache_serve.save_later(state.response_cache, call, entry, cost)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
         return Response(orjson.dumps(out), media_type="application/json", headers=headers)
