@@ -19,8 +19,8 @@ CHAT = {"model": "gpt-test", "temperature": 0, "messages": [{"role": "user", "co
 
 
 def cache_crs(tmp_path, fake, *, cache: str = "{mode: exact}", guard: bool = False,
-              provider: str = "openai-compatible") -> str:
-    crs = write_crs(tmp_path / "crs.yaml", fake.base_url, provider=provider, extra=f"""---
+              provider: str = "openai-compatible", upstream_key: str = "sk-upstream-test") -> str:
+    crs = write_crs(tmp_path / "crs.yaml", fake.base_url, provider=provider, upstream_key=upstream_key, extra=f"""---
 apiVersion: aigw.dev/v1alpha1
 kind: TenantQuota
 metadata: {{name: team-b}}

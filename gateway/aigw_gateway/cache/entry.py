@@ -43,7 +43,10 @@ def storable(response: dict[str, Any], *, store_tool_calls: bool) -> bool:
             return False
         return store_tool_calls or not any(isinstance(item, dict) and item.get("type") in AWAITING_ITEMS
                                            for item in response["output"])
-    choices = response.get("choices")
+    if response.get("object") == "aigw.native":  # a provider's own bytes (cache/native.py)
+        choices = [{"finish_reason": reason} for reason in response.get("finish_reasons") or ()]
+    else:
+        choices = response.get("choices")
     if not isinstance(choices, list) or not choices:
         return False
     for choice in choices:

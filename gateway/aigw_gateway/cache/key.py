@@ -53,7 +53,7 @@ def _responses_input(value: Any) -> Any:
 
 def normalize(api: str, body: dict[str, Any]) -> bytes:
     """Stable bytes for a request body of the client API `api` (sorted keys, neutral fields out)."""
-    neutral = _NEUTRAL.get(api, frozenset())
+    neutral = _NEUTRAL.get(api.split("/", 1)[0], frozenset())  # "messages/native/stream": the API's own
     kept = {k: _canonical_value(v) for k, v in body.items() if k not in neutral}
     if api == "responses" and "input" in kept:
         kept["input"] = _responses_input(kept["input"])
