@@ -133,6 +133,25 @@ def test_responses_a_paraphrase_hits_unrelated_and_other_instructions_do_not(tmp
     print(f"responses semantic hit p50 (client-side, incl. embedding): {sorted(timings)[2] * 1000:.1f} ms")
 
 
+def test_a_neighbour_is_only_ever_an_entry_of_the_same_kind(tmp_path, fake_openai, embeddings_fake, search_redis,
+                                                             start_gateway):
+    """On passthrough a unary entry and a stream's are different bytes: a streamed paraphrase of
+    a unary question is not its neighbour (nor would another client API's request be)."""
+    search_redis.flushall()
+    gw = start_gateway("-f", semantic_crs(tmp_path, fake_openai, embeddings_fake.base_url),
+                       "--redis-url", search_redis.url)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        assert ask(http, QUESTION).headers["x-aigw-cache"] == "miss"
+        wait_stored(search_redis.url, 2)
+        body = {"model": "gpt-test", "temperature": 0, "stream": True,
+                "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                             {"role": "user", "content": PARAPHRASE}]}
+        r = http.post("/v1/chat/completions", headers=A, json=body)
+        assert r.status_code == 200 and r.headers["x-aigw-cache"] == "miss", r.text
+        assert "data: [DONE]" in r.text and '"error"' not in r.text, r.text
+        assert ask(http, PARAPHRASE).headers["x-aigw-cache"] == "hit"
+
+
 def test_search_module_missing_bypasses_without_failing(tmp_path, fake_openai, embeddings_fake, redis_server,
                                                         start_gateway):
     redis_server.flushall()

@@ -115,7 +115,9 @@ class ResponseCache:
             split = split_conversation(canonical)
             if split is not None:
                 text, ctx = split
-                plan.semantic = (text, tag(scope), tag(plan.route.name, route_keyspace(plan.route)), ctx)
+                # The client API (and entry kind) is in the context: a neighbour found is always
+                # an entry of the same shape as the request's own (a stream's bytes, a response).
+                plan.semantic = (text, tag(scope), tag(plan.route.name, route_keyspace(plan.route)), tag(plan.api, ctx))
 
     async def lookup(self, plan: Plan) -> tuple[dict[str, Any], float] | None:
         """The stored answer and what it cost live, or None (a miss or a bypass)."""
