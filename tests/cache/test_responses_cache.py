@@ -73,6 +73,11 @@ def test_second_identical_request_is_a_hit_unary_and_streamed_and_chains(tmp_pat
     assert result == "miss" and follow.output_text == "echo: and then?"
     sent = orjson.dumps(fake_openai.requests[-1].json).decode()
     assert first.output_text in sent  # the hit's conversation went upstream as history
+    wait_stored(redis_server.url, 2)
+    third, result = create(sdk, input="what is two plus two", instructions="Be brief.")
+    assert result == "hit" and third.id not in (first.id, second.id)
+    again, result = create(sdk, input="and then?", previous_response_id=third.id)  # the same conversation
+    assert result == "hit" and again.output_text == follow.output_text and again.previous_response_id == third.id
 
     live, result = stream(sdk, input="a streamed question")
     assert result == "miss"
