@@ -18,8 +18,9 @@ B = {"authorization": f"Bearer {KEY_B}"}
 CHAT = {"model": "gpt-test", "temperature": 0, "messages": [{"role": "user", "content": "what is two plus two"}]}
 
 
-def cache_crs(tmp_path, fake, *, cache: str = "{mode: exact}", guard: bool = False) -> str:
-    crs = write_crs(tmp_path / "crs.yaml", fake.base_url, extra=f"""---
+def cache_crs(tmp_path, fake, *, cache: str = "{mode: exact}", guard: bool = False,
+              provider: str = "openai-compatible", upstream_key: str = "sk-upstream-test") -> str:
+    crs = write_crs(tmp_path / "crs.yaml", fake.base_url, provider=provider, upstream_key=upstream_key, extra=f"""---
 apiVersion: aigw.dev/v1alpha1
 kind: TenantQuota
 metadata: {{name: team-b}}

@@ -35,3 +35,12 @@ def test_pack_round_trip_and_garbage_is_a_miss():
     assert unpack(pack(ANSWER, 0.25)) == (ANSWER, 0.25)
     assert unpack(b"not json") is None
     assert unpack(b'{"v": 99, "response": {}}') is None
+
+
+def test_a_providers_own_bytes_are_storable_by_their_canonical_finish_reasons():
+    native = {"object": "aigw.native", "stream": True, "raw": "event: message_stop\n\n"}
+    assert storable({**native, "finish_reasons": ["stop"]}, store_tool_calls=False)
+    assert not storable({**native, "finish_reasons": ["tool_calls"]}, store_tool_calls=False)
+    assert storable({**native, "finish_reasons": ["tool_calls"]}, store_tool_calls=True)
+    assert not storable({**native, "finish_reasons": [None]}, store_tool_calls=True)
+    assert not storable({**native, "finish_reasons": []}, store_tool_calls=True)

@@ -44,3 +44,27 @@ def test_key_space_moves_with_targets_and_cache_settings_and_key_names_the_scope
     k_api = entry_key("aigw:cache:ns/gw", r1, "t:a", "messages", b"{}")
     assert k_a != k_b and k_a != k_api
     assert k_a.startswith("aigw:cache:ns/gw:r:") and ":t:a:" in k_a
+
+
+def test_responses_keys_drop_item_labels_and_neutral_fields_but_keep_what_shapes_the_answer():
+    turn = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "4"}]}
+    a = {"model": "m", "temperature": 0, "input": [{**turn, "id": "msg_aigw_1", "status": "completed"}],
+         "store": True, "metadata": {"a": 1}, "user": "u1", "stream": True, "client_metadata": {"session": "x"}}
+    b = {"model": "m", "temperature": 0.0, "input": [{**turn, "id": "msg_aigw_2"}], "store": False}
+    assert normalize("responses", a) == normalize("responses", b)
+    for change in ({"instructions": "Be brief."}, {"tools": [{"type": "function", "name": "f"}]},
+                   {"reasoning": {"effort": "high"}}, {"text": {"format": {"type": "json_object"}}},
+                   {"include": ["reasoning.encrypted_content"]}):
+        assert normalize("responses", b) != normalize("responses", {**b, **change}), change
+    # a reasoning item's id is the provider's state, not a label
+    r1 = {**b, "input": [{"type": "reasoning", "id": "rs_1"}]}
+    assert normalize("responses", r1) != normalize("responses", {**b, "input": [{"type": "reasoning", "id": "rs_2"}]})
+
+
+def test_responses_state_kept_by_the_provider_bypasses():
+    assert bypass_reason("responses", {"temperature": 0, "previous_response_id": "resp_x"}, True) == "provider_state"
+    assert bypass_reason("responses", {"temperature": 0, "conversation": "conv_1"}, True) == "provider_state"
+    assert bypass_reason("responses", {"temperature": 0, "prompt": {"id": "pmpt_1"}}, True) == "provider_state"
+    assert bypass_reason("responses", {"temperature": 0, "background": True}, True) == "background"
+    assert bypass_reason("responses", {"temperature": 0, "background": False}, True) is None
+    assert bypass_reason("responses", {"input": "hi"}, True) == "nondeterministic"

@@ -31,9 +31,22 @@ def unpack(raw: bytes) -> tuple[dict[str, Any], float] | None:
     return entry["response"], float(entry.get("cost_usd") or 0.0)
 
 
+# Responses output items that wait for the client to run something and send the result back.
+AWAITING_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
+                            "apply_patch_call", "mcp_approval_request"})
+
+
 def storable(response: dict[str, Any], *, store_tool_calls: bool) -> bool:
     """Only whole answers: not truncated by an error, and (by default) not waiting on tool results."""
-    choices = response.get("choices")
+    if response.get("object") == "response":  # a Responses API answer (cache/responses.py)
+        if response.get("status") != "completed" or response.get("error") or not isinstance(response.get("output"), list):
+            return False
+        return store_tool_calls or not any(isinstance(item, dict) and item.get("type") in AWAITING_ITEMS
+                                           for item in response["output"])
+    if response.get("object") == "aigw.native":  # a provider's own bytes (cache/native.py)
+        choices = [{"finish_reason": reason} for reason in response.get("finish_reasons") or ()]
+    else:
+        choices = response.get("choices")
     if not isinstance(choices, list) or not choices:
         return False
     for choice in choices:

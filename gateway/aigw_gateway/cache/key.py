@@ -20,7 +20,7 @@ _NEUTRAL: dict[str, frozenset[str]] = {
     "chat": frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier", "safety_identifier",
                        "prompt_cache_key", "parallel_tool_calls_hint"}),
     "responses": frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier", "background",
-                            "safety_identifier", "prompt_cache_key"}),
+                            "safety_identifier", "prompt_cache_key", "client_metadata"}),
     "messages": frozenset({"stream", "metadata", "service_tier"}),
     "gemini": frozenset({"labels"}),
 }
@@ -36,10 +36,27 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
+# Responses input items: what names an item (its id, its status) does not change an answer. A
+# conversation resolved from a stored `previous_response_id` carries the ids of earlier answers,
+# different for every caller; without them the same conversation is the same key.
+_ITEM_LABELS = ("id", "status")
+_LABELLED_ITEMS = frozenset({"message", "function_call", "function_call_output"})
+
+
+def _responses_input(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [{k: v for k, v in item.items() if k not in _ITEM_LABELS}
+            if isinstance(item, dict) and (item.get("type") or "message") in _LABELLED_ITEMS else item
+            for item in value]
+
+
 def normalize(api: str, body: dict[str, Any]) -> bytes:
     """Stable bytes for a request body of the client API `api` (sorted keys, neutral fields out)."""
-    neutral = _NEUTRAL.get(api, frozenset())
+    neutral = _NEUTRAL.get(api.split("/", 1)[0], frozenset())  # "messages/native/stream": the API's own
     kept = {k: _canonical_value(v) for k, v in body.items() if k not in neutral}
+    if api == "responses" and "input" in kept:
+        kept["input"] = _responses_input(kept["input"])
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
 
 
@@ -60,6 +77,14 @@ def bypass_reason(api: str, body: dict[str, Any], deterministic_only: bool) -> s
             return "nondeterministic"
     if api == "chat" and isinstance(body.get("n"), int) and body["n"] > 1:
         return "multiple_choices"
+    if api == "responses":
+        # The answer depends on what the provider keeps (a conversation of its own, a stored
+        # prompt): the request does not say what it asks. A stored `previous_response_id` of the
+        # gateway is resolved into `input` before this, so what remains here is the provider's.
+        if any(body.get(k) is not None for k in ("previous_response_id", "conversation", "prompt")):
+            return "provider_state"
+        if body.get("background") is True:
+            return "background"
     return None
 
 

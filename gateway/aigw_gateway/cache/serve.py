@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GatewayError
@@ -91,16 +91,25 @@ def save_later(cache: ResponseCache, call: Call, response: dict[str, Any], cost_
 
 
 def recorder_for_stream(call: Call) -> Assembler | None:
+    """What rebuilds a miss's streamed answer for storing: the plan's own (set by an API whose
+    entries are not canonical answers, cache/responses.py), else an Assembler of canonical chunks."""
     plan: Plan | None = call.cache_plan
-    return Assembler() if plan is not None and plan.result == "miss" and plan.write else None
+    if plan is None or plan.result != "miss" or not plan.write:
+        return None
+    return plan.recorder if plan.recorder is not None else Assembler()
 
 
-async def replay(response: dict[str, Any], encoder, call: Call, guard=None) -> AsyncIterator[bytes]:
+def replay(response: dict[str, Any], encoder, call: Call, guard=None) -> AsyncIterator[bytes]:
     """A stored answer as the stream a live one would have been (same events, usage included)."""
+    return replay_chunks(chunks_of(response), encoder, call, guard)
+
+
+async def replay_chunks(chunks: Iterable[dict[str, Any]], encoder, call: Call, guard=None) -> AsyncIterator[bytes]:
+    """Chunks of a stored answer through the caller's guard and encoder, settled like a live stream."""
     status = 200
     try:
         out = b""
-        for chunk in chunks_of(response):
+        for chunk in chunks:
             for safe in (guard.feed(chunk) if guard is not None else (chunk,)):
                 out += encoder.chunk(safe)
         if guard is not None:

@@ -48,6 +48,7 @@ class Plan:
     result: str = "bypass"  # what x-aigw-cache says: hit | miss | bypass
     similarity: float | None = None
     vector: list[float] | None = None  # the miss's embedding, stored with its answer
+    recorder: Any = None  # rebuilds a streamed miss's answer when entries are not canonical (cache/serve.py)
 
 
 def _cache_control(headers) -> tuple[bool, bool]:
@@ -114,7 +115,9 @@ class ResponseCache:
             split = split_conversation(canonical)
             if split is not None:
                 text, ctx = split
-                plan.semantic = (text, tag(scope), tag(plan.route.name, route_keyspace(plan.route)), ctx)
+                # The client API (and entry kind) is in the context: a neighbour found is always
+                # an entry of the same shape as the request's own (a stream's bytes, a response).
+                plan.semantic = (text, tag(scope), tag(plan.route.name, route_keyspace(plan.route)), tag(plan.api, ctx))
 
     async def lookup(self, plan: Plan) -> tuple[dict[str, Any], float] | None:
         """The stored answer and what it cost live, or None (a miss or a bypass)."""

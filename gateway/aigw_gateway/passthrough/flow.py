@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from .. import pipeline
 from ..auth import authenticate
+from ..cache import native as cached
 from ..errors import GatewayError, InvalidRequest
 from ..limits import format_usd
 from ..limits.bounds import check_reservation_bounds
@@ -33,12 +34,10 @@ ESTIMATE_HEADER = "x-aigw-token-count"
 
 
 def serves_natively(runtime, api: NativeApi, model: str) -> bool:
-    """A route with a target speaking the client's API, and no response cache: a cached route
-    keeps its entries in the canonical shape (served in every client format, replayed as a
-    stream), so its requests take the translated path (docs/cache.md)."""
+    """A route with a target speaking the client's API (with or without a response cache: its
+    entries are then the provider's own bytes, cache/native.py)."""
     route = runtime.routes_by_model.get(model)
-    return (route is not None and route.cache is None
-            and any(runtime.providers[t.credential].provider in api.providers for t in route.targets))
+    return route is not None and any(runtime.providers[t.credential].provider in api.providers for t in route.targets)
 
 
 def _guard_input(call: Call, runtime, api: NativeApi, native: NativeRequest) -> None:
@@ -91,10 +90,21 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         limit_headers = call.limit_headers()
         native = _request(call, request, api, "chat", raw, body, model, stream)
         _guard_input(call, runtime, api, native)
+        stored = None
+        if call.route.cache is not None:  # keyed on the masked body; entries are the provider's bytes
+            hit = await cached.lookup(call, runtime, state.response_cache, api, native, request.headers)
+            if hit is not None:
+                return await _from_cache(call, api, native, hit, limit_headers)
+            if stream and cached.wants_recording(call):
+                cached.record_streams(native, lambda provider, data, usage: cached.save_later(
+                    state.response_cache, call, provider, data, True, pipeline.cost_of(call.attempts.target, usage)),
+                    call.route.cache.max_entry_bytes)
         result = await state.executor.run(runtime, call.route, native, stream, call.attempts)
         if isinstance(result, Completed):
             if isinstance(result.response, Answer):
                 call.usage = api.usage_of(result.response)
+                if cached.wants_recording(call):
+                    stored = result.response.raw  # the provider's bytes, before output guardrails
                 out = _answer_bytes(call, api, result.response, model)
             else:  # a fallback target that speaks another API
                 call.usage = result.response.get("usage")
@@ -106,6 +116,8 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
     if isinstance(result, Completed):
         cost = await call.settle()
         call.finish(200)
+        if stored:
+            cached.save_later(state.response_cache, call, result.provider, stored, False, cost)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
         return Response(out, media_type="application/json", headers=headers)
     headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -115,6 +127,21 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         encoder = api.ingress.stream_encoder(model, native.canonical())
         body_iter = pipeline._relay(result, encoder, call, call.stream_guard())
     return pipeline._RelayResponse(body_iter, call, result, media_type=api.ingress.stream_media_type, headers=headers)
+
+
+async def _from_cache(call: Call, api: NativeApi, native: NativeRequest, raw: bytes,
+                      limit_headers: dict[str, str]) -> Response:
+    """A hit: the stored provider bytes through this caller's adapter, as a live answer would go."""
+    headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(0.0)}
+    if native.stream:
+        return StreamingResponse(cached.replay(api, native, call, raw), media_type=api.ingress.stream_media_type,
+                                 headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
+    answer = cached.unary_answer(api, native, call.stream_guard, raw)
+    call.usage = api.usage_of(answer)
+    out = _answer_bytes(call, api, answer, native.model)
+    await call.settle()
+    call.finish(200)
+    return Response(out, media_type="application/json", headers=headers)
 
 
 async def _relay(stream: Streaming, call: Call, api: NativeApi, model: str) -> AsyncIterator[bytes]:

@@ -26,6 +26,8 @@ from starlette.responses import Response, StreamingResponse
 from aigw_config.config import RouteConfig, TenantConfig
 
 from ..auth import authenticate
+from ..cache import responses as cached
+from ..cache import serve as cache_serve
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..ingress.responses import canonical_usage, from_chat, input_items, to_chat
 from ..ingress.responses_stream import ResponsesStreamEncoder
@@ -97,8 +99,8 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
             raise InvalidRequest("'model' is required and must be a string", param="model")
         if not isinstance(body.get("stream", False), bool):
             raise InvalidRequest("'stream' must be a boolean", param="stream")
-        stream = body.get("stream") is True
-        route = resolve_route(runtime, tenant, model)
+        stream = call.stream = body.get("stream") is True
+        route = cache_route = resolve_route(runtime, tenant, model)
         native_body, history, pinned = dict(body), None, None
         previous = body.get("previous_response_id")
         if previous is not None:
@@ -135,10 +137,16 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
             route = call.route = route.model_copy(update={"targets": tuple(speaks)})
         await call.admit(_estimate(runtime, canonical, native_body))
         limit_headers = call.limit_headers()
+        if cache_route.cache is not None:  # keyed on the masked body, a stored history resolved into it
+            hit = await cached.lookup(call, runtime, state.response_cache, cache_route, native_body, canonical,
+                                      request.headers)
+            if hit is not None:
+                return await _from_cache(state, call, hit, body, history, model, stream, limit_headers)
         native = NativeResponses(native_body)
         result = await state.executor.run(runtime, route, canonical or {}, stream, call.attempts, native=native)
         is_native = speaks_responses(result.provider)
         if isinstance(result, Completed):
+            entry = result.response  # for the cache: the answer before output guardrails restore values
             if is_native:
                 call.usage = canonical_usage(result.response.get("usage"))
                 if call.guard is not None:
@@ -160,15 +168,46 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
             await _remember(state, tenant, body, history, out)
         cost = await call.settle()
         call.finish(200)
+        if call.cache_plan is not None and call.cache_plan.result == "miss":
+            entry = cached.entry_of(entry) if view is not None else \
+                cached.entry_of_translated(entry, model, out["id"], native_body)
+            cache_serve.save_later(state.response_cache, call, entry, cost)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
         return Response(orjson.dumps(out), media_type="application/json", headers=headers)
     chunk_filter = call.stream_guard()
     encoder = ResponsesStreamEncoder(model, ids.new_stored_id(), body, native_view=view,
                                      native_filter=EventFilter(chunk_filter) if is_native and chunk_filter else None)
+    if call.cache_plan is not None:  # a miss's stream is rebuilt into an entry as it is relayed
+        call.cache_plan.recorder = cached.ResponsesRecorder(model, encoder.id, native_body)
     relay = _relay(result, encoder, call, None if is_native else chunk_filter)
     headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(_remembering(relay, encoder, state, tenant, body, history, view is None),
                              media_type="text/event-stream", headers=headers)
+
+
+async def _from_cache(state: GatewayState, call, entry: dict[str, Any], body: dict[str, Any],
+                      history: list[dict[str, Any]] | None, model: str, stream: bool,
+                      limit_headers: dict[str, str]) -> Response:
+    """A hit, answered as a new response (cache/responses.py): no upstream, no cost; kept in the
+    response store like a live answer, so a follow-up and a GET find it."""
+    out = cached.answer(entry, body, ids.new_stored_id(), model)
+    call.usage = canonical_usage(out.get("usage"))
+    headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(0.0)}
+    if stream:
+        chunk_filter = call.stream_guard()
+        encoder = ResponsesStreamEncoder(model, out["id"], body, native_view=lambda response: response,
+                                         native_filter=EventFilter(chunk_filter) if chunk_filter else None)
+        replay = cache_serve.replay_chunks(({"_event": e} for e in cached.events_of(out)), encoder, call)
+        return StreamingResponse(_remembering(replay, encoder, state, call.tenant, body, history, True),
+                                 media_type="text/event-stream",
+                                 headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
+    if call.guard is not None:
+        completion, uncompletion = response_view(out)
+        out = uncompletion(call.guard_output(completion))
+    await _remember(state, call.tenant, body, history, out)
+    await call.settle()
+    call.finish(200)
+    return Response(orjson.dumps(out), media_type="application/json", headers=headers)
 
 
 async def _remember(state: GatewayState, tenant: TenantConfig, body: dict[str, Any],
