@@ -28,6 +28,7 @@ from ..kube import Kube
 from ..reconciler import Reconciler
 from ..settings import OperatorConfig
 from ..workloads import Names, owned_by, service_endpoint
+from .ledger import LedgerPolicy
 from .observe import GatewayView, Thresholds, observe_namespace
 from .patch import event_object, status_update, transition_events
 from .reports import ReportCollector, ready_endpoints
@@ -150,6 +151,7 @@ class Aggregator:
             ready_pods=tuple(e.pod for e in endpoints),
             pods=tuple(samples),
             conflict=_conflict(gw),
+            ledger=LedgerPolicy(spec.ledger.lag_threshold) if spec.ledger is not None else None,
         )
 
     def _config(self, key: tuple[str, str], configmap: dict | None) -> GatewayConfig | None:
