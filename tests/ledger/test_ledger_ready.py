@@ -83,3 +83,25 @@ def test_ledger_ready_follows_the_writer_and_postgres(gateway, postgres_server, 
         wait_verdict(gateway, "Writing")
     finally:
         stop(writer)
+
+
+def test_without_redis_each_pod_reports_its_own_queue_and_postgres(tmp_path, fake_openai, ledger_url, start_gateway,
+                                                                    postgres_server):
+    crs = write_config(tmp_path / "crs.yaml", fake_openai.base_url)
+    gw = start_gateway("-f", str(crs), "--ledger-url", ledger_url, "--report-token", TOKEN, wait=False)
+    gw.wait_ready(timeout=60)
+    with httpx.Client(base_url=gw.url, timeout=30) as client:
+        assert chat(client, KEY_A, "one two").status_code == 200
+    deadline = time.monotonic() + 30
+    while (report := verdict(gw)[2]).ledger.writer.rows_written < 1:
+        assert time.monotonic() < deadline, report.ledger
+        time.sleep(0.1)
+    assert report.ledger.shared is False and report.ledger.backlog == 0
+    assert verdict(gw)[:2] == ("True", "Writing")
+    postgres_server.stop()
+    try:
+        down = wait_verdict(gw, "PostgresUnreachable", timeout=30)  # an idle pod probes PostgreSQL
+        assert down.ledger.writer.error
+    finally:
+        postgres_server.start()
+    wait_verdict(gw, "Writing", timeout=30)
