@@ -23,7 +23,8 @@ Condition vocabulary (type: reasons):
 - LedgerReady (AIGateway with spec.ledger only): Writing (True: the writer's heartbeat is fresh,
   PostgreSQL accepts its batches, the stream backlog is at or below spec.ledger.lagThreshold);
   WriterNotRunning (no fresh heartbeat from the writer), PostgresUnreachable (the writer's
-  batches or probes fail), Lagging (the backlog is above the threshold) (False); NoReadyPods,
+  batches or probes fail), Lagging (the backlog is above the threshold, until it is back at half
+  of it) (False); NoReadyPods,
   NotReported (no pod reports the ledger) (Unknown).
 """
 

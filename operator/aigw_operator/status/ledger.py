@@ -9,7 +9,7 @@ PostgreSQL also lets the backlog grow):
 - no pod reports                    -> Unknown  NoReadyPods / NotReported
 - no fresh writer heartbeat         -> False    WriterNotRunning
 - the writer's PostgreSQL fails     -> False    PostgresUnreachable
-- backlog > spec.ledger.lagThreshold -> False   Lagging
+- backlog > spec.ledger.lagThreshold -> False   Lagging (until it is back at half the threshold)
 - PostgreSQL not tried yet          -> Unknown  NotReported
 - otherwise                         -> True     Writing
 
@@ -43,6 +43,13 @@ class LedgerPolicy:
     """What the AIGateway's spec.ledger says about judging the ledger."""
 
     lag_threshold: int = 10_000
+    lagging: bool = False  # the stored verdict is Lagging: it clears only at half the threshold
+
+    @property
+    def lag_limit(self) -> int:
+        """The backlog above which the ledger is Lagging (hysteresis: a writer that just keeps up
+        near the threshold does not flip the condition, and post an Event, every round)."""
+        return self.lag_threshold // 2 if self.lagging else self.lag_threshold
 
 
 def _cond(status: str, reason: str, message: str) -> Condition:
@@ -94,7 +101,7 @@ def observe_ledger(gateway: str, policy: LedgerPolicy | None,
         return _cond("False", REASON_POSTGRES_UNREACHABLE,
                      f"the ledger cannot write PostgreSQL ({'; '.join(failing)}); usage events wait in {where}"), fields
     assert backlog is not None
-    if backlog > policy.lag_threshold:
+    if backlog > policy.lag_limit:
         return _cond("False", REASON_LAGGING,
                      f"more than {policy.lag_threshold} usage events wait for the ledger writer "
                      "(spec.ledger.lagThreshold)"), fields

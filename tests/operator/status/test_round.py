@@ -170,6 +170,12 @@ async def test_a_round_writes_ledger_ready_from_the_reports_and_drops_it_with_th
         pods.reports["gw-a"] = with_ledger(40)
         await aggregator.round("default")
         assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Lagging"
+        pods.reports["gw-a"] = with_ledger(4)  # below the threshold (5), above half of it: still Lagging
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Lagging"
+        pods.reports["gw-a"] = with_ledger(2)
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Writing"
 
         gw = cluster.get(G, "AIGateway", "gw")
         del gw["spec"]["ledger"]
