@@ -425,6 +425,10 @@ class LedgerSpec(SpecModel):
 
     postgres: LedgerPostgresSpec = Field(description="Where the ledger is stored.")
     retention_days: int = Field(default=400, ge=1, le=3650, description="Rows older than this are deleted.")
+    lag_threshold: int = Field(
+        default=10_000, ge=1, le=100_000_000,
+        description="LedgerReady is False (reason Lagging) while more usage events than this wait in the stream.",
+    )
 
 
 class ServiceSpec(SpecModel):

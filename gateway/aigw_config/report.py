@@ -64,6 +64,28 @@ class GuardrailReport(ConfigModel):
     counts: dict[str, int] = Field(default_factory=dict)  # "detector/action" -> matches, cumulative
 
 
+class LedgerWriterReport(ConfigModel):
+    """The ledger writer's last heartbeat (it publishes one every few seconds, with a TTL)."""
+
+    consumer: str = ""
+    age_seconds: float = 0.0  # since the heartbeat was published, by the reporting pod's clock
+    postgres: str = "unknown"  # ok | failing | unknown (not tried yet)
+    error: str | None = None  # the failure's kind (class, SQLSTATE): never a URL or a password
+    failing_seconds: float | None = None  # how long PostgreSQL has been failing
+    last_commit_age_seconds: float | None = None  # since the last committed batch; None: none yet
+    rows_written: int = 0  # since the writer started
+
+
+class LedgerReport(ConfigModel):
+    """The usage ledger as one gateway pod sees it: the stream's backlog and the writer's heartbeat."""
+
+    backlog: int | None = None  # events waiting in the stream (no Redis: in this pod's queue); None: unreadable
+    max_length: int | None = None  # the stream's bound (MAXLEN ~)
+    shared: bool = True  # the backlog is the gateway's one stream (False: this pod's own queue)
+    writer: LedgerWriterReport | None = None  # None: no fresh heartbeat
+    error: str | None = None  # why the pod could not read the stream or the heartbeat
+
+
 class PodReport(ConfigModel):
     schema_version: int = REPORT_SCHEMA_VERSION
     pod: str = ""
@@ -76,3 +98,4 @@ class PodReport(ConfigModel):
     routes: tuple[RouteReport, ...] = ()
     tenants: tuple[TenantReport, ...] = ()
     guardrails: tuple[GuardrailReport, ...] = ()
+    ledger: LedgerReport | None = None  # None: the pod runs without a ledger

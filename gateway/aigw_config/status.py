@@ -20,6 +20,12 @@ Condition vocabulary (type: reasons):
   BudgetExceeded (a tenant's spend reached its budget), ConfigRejected (a pod refuses the
   rendered config and keeps serving its last good one), PodsNotReporting (ready pods do not
   answer the report request) (True); NoReadyPods (Unknown: nothing to judge by).
+- LedgerReady (AIGateway with spec.ledger only): Writing (True: the writer's heartbeat is fresh,
+  PostgreSQL accepts its batches, the stream backlog is at or below spec.ledger.lagThreshold);
+  WriterNotRunning (no fresh heartbeat from the writer), PostgresUnreachable (the writer's
+  batches or probes fail), Lagging (the backlog is above the threshold, until it is back at half
+  of it) (False); NoReadyPods,
+  NotReported (no pod reports the ledger) (Unknown).
 """
 
 from __future__ import annotations
@@ -61,6 +67,13 @@ REASON_HIGH_ERROR_RATE = "HighErrorRate"
 REASON_BUDGET_EXCEEDED = "BudgetExceeded"
 REASON_CONFIG_REJECTED = "ConfigRejected"
 REASON_PODS_NOT_REPORTING = "PodsNotReporting"
+
+LEDGER_READY = "LedgerReady"
+REASON_WRITING = "Writing"
+REASON_WRITER_NOT_RUNNING = "WriterNotRunning"
+REASON_POSTGRES_UNREACHABLE = "PostgresUnreachable"
+REASON_LAGGING = "Lagging"
+REASON_NOT_REPORTED = "NotReported"
 
 Health = Literal["Healthy", "Degraded", "Unhealthy", "Unknown"]
 CircuitState = Literal["closed", "half-open", "open"]
@@ -107,6 +120,16 @@ class PodStatus(StatusModel):
     config_error: str | None = Field(default=None, description="Why the pod refused the latest config, if it did.")
 
 
+class LedgerStatus(StatusModel):
+    """The usage ledger of an AIGateway, from the freshest pod report (LedgerReady says the verdict)."""
+
+    backlog: int | None = Field(default=None, description="Usage events waiting in the stream for the writer.")
+    lag_threshold: int | None = Field(default=None, description="LedgerReady is False (Lagging) above this backlog.")
+    postgres: str | None = Field(default=None, description="ok, failing or unknown, as the writer last saw PostgreSQL.")
+    writer: str | None = Field(default=None, description="The writer (consumer) whose heartbeat is fresh.")
+    rows_written: int | None = Field(default=None, description="Rows the writer committed since it started.")
+
+
 class AIGatewayStatus(ObjectStatus):
     config_generation: int | None = Field(default=None, description="Generation of the rendered gateway config.")
     config_hash: str | None = Field(default=None, description="Content hash of the rendered gateway config.")
@@ -120,6 +143,7 @@ class AIGatewayStatus(ObjectStatus):
     )
     endpoint: str | None = Field(default=None, description="In-cluster URL of the gateway Service.")
     pods: list[PodStatus] = Field(default_factory=list, description="Config generation served by each reporting pod.")
+    ledger: LedgerStatus | None = Field(default=None, description="The usage ledger's backlog and writer (spec.ledger).")
 
 
 class TargetStatus(StatusModel):

@@ -336,7 +336,8 @@ def test_the_default_gateway_gets_a_ledger_from_an_existing_secret(helm_bin):
     plain = template(helm_bin, "--set", "gateway.create=true", *GATEWAY_API).one("AIGateway")
     assert "ledger" not in plain["spec"]
     gateway = template(helm_bin, "--set", "gateway.create=true", "--set", "gateway.ledger.existingSecret=ledger-app",
-                       "--set", "gateway.ledger.retentionDays=90", *GATEWAY_API).one("AIGateway")
+                       "--set", "gateway.ledger.retentionDays=90", "--set", "gateway.ledger.lagThreshold=500",
+                       *GATEWAY_API).one("AIGateway")
     assert gateway["spec"]["ledger"] == {"postgres": {"urlSecretRef": {"name": "ledger-app", "key": "uri"}},
-                                         "retentionDays": 90}
+                                         "retentionDays": 90, "lagThreshold": 500}
     Resource.from_object(gateway, NAMESPACE).parse_spec()

@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aigw_config.report import GuardrailReport, PodReport, TenantReport
+from aigw_config.report import GuardrailReport, LedgerReport, PodReport, TenantReport
 
 from ..errors import AuthenticationFailed, GatewayError, NotFound
 from ..telemetry import metrics
@@ -65,6 +65,14 @@ async def tenant_reports(state, runtime) -> tuple[TenantReport, ...]:
     return tuple(out)
 
 
+async def _ledger_report(state) -> LedgerReport | None:
+    if not state.settings.ledger_url:
+        return None
+    from ..ledger.service import ledger_report  # psycopg is imported only by a gateway with a ledger
+
+    return await ledger_report(state)
+
+
 async def build_report(request: Request) -> PodReport:
     state = state_of(request)
     runtime = state.holder.current
@@ -87,6 +95,7 @@ async def build_report(request: Request) -> PodReport:
         routes=tuple(state.stats.route_reports(circuit_of)),
         tenants=await tenant_reports(state, runtime),
         guardrails=tuple(GuardrailReport(policy=p, counts=c) for p, c in sorted(guardrails.items())),
+        ledger=await _ledger_report(state),
     )
 
 

@@ -78,6 +78,15 @@ class LedgerDB:
                 await self._failed()
                 raise
 
+    @property
+    def busy(self) -> bool:
+        """A statement (or a connection attempt) is in progress."""
+        return self._lock.locked()
+
+    async def ping(self) -> None:
+        """Connect if needed (migrating at the first connection) and run `SELECT 1`."""
+        await self.run("SELECT 1")
+
     async def ensure_schema(self) -> None:
         async with self._lock:
             try:

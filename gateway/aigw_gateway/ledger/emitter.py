@@ -89,7 +89,7 @@ class LedgerEmitter:
                 elif db is not None:
                     written = await db.insert(events)
                     self.stats.rows_written += written
-                    self.stats.postgres_ok = True
+                    self.stats.postgres.succeeded()
                 else:
                     self._queue.extendleft(reversed(events))  # nowhere to go yet: keep them (bounded)
                     await asyncio.sleep(1.0)
@@ -98,7 +98,8 @@ class LedgerEmitter:
             except Exception as exc:  # Redis or PostgreSQL, whatever failed: keep the events, try again
                 self._queue.extendleft(reversed(events))
                 self.stats.insert_failures += 1
-                self.stats.postgres_ok = client is not None and self.stats.postgres_ok
+                if client is None:
+                    self.stats.postgres.failed(exc)
                 delay = backoff.next()
                 log.warning("ledger: writing %d queued events failed (%s); retrying in %.1fs", len(events),
                             type(exc).__name__, delay)

@@ -7,13 +7,17 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import Gauge
 
-from .db import LedgerDB
+from aigw_config.report import LedgerReport, LedgerWriterReport
+
+from .db import DB_ERRORS, LedgerDB
 from .event import stream_key
+from .health import HEARTBEAT_INTERVAL, heartbeat_key, writer_report
 from .writer import StreamWriter
 
 if TYPE_CHECKING:
@@ -69,10 +73,55 @@ async def _stream_writer(state: GatewayState, url: str) -> None:
             lock.close()
 
 
-async def _metrics(state: GatewayState) -> None:
+async def ledger_report(state: GatewayState) -> LedgerReport | None:
+    """The ledger part of this pod's report (None: no ledger). With Redis: the stream's length
+    and the writer's heartbeat, in one round trip; without: this pod's own queue and inserts."""
+    if not state.settings.ledger_url:
+        return None
+    emitter = state.ledger
+    client = state.redis.client if state.limits_url is not None else None
+    if client is None:
+        if state.limits_url is not None:  # Redis configured, not connected yet
+            return LedgerReport(max_length=emitter.maxlen, error="Redis not connected")
+        health = emitter.stats.postgres
+        now = time.time()
+        return LedgerReport(backlog=emitter.queued, shared=False, writer=LedgerWriterReport(
+            consumer=state.settings.pod_name, postgres=health.state, error=health.error,
+            failing_seconds=None if health.failing_since is None else round(now - health.failing_since, 1),
+            rows_written=emitter.stats.rows_written))
+    stream = stream_key(*_identity(state))
+    try:
+        async with asyncio.timeout(1.0):
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xlen(stream)
+                pipe.hgetall(heartbeat_key(stream))
+                length, heartbeat = await pipe.execute()
+    except Exception as exc:  # Redis away: the report says so, the operator keeps the verdict Unknown
+        return LedgerReport(max_length=emitter.maxlen, error=f"reading the stream failed ({type(exc).__name__})")
+    STREAM_LENGTH.set(length)
+    return LedgerReport(backlog=int(length), max_length=emitter.maxlen,
+                        writer=writer_report(heartbeat or {}, time.time()))
+
+
+async def _probe_direct(state: GatewayState, db: LedgerDB) -> None:
+    """Without Redis this pod writes PostgreSQL itself: probe it while no insert did for a while,
+    so the report (LedgerReady) sees an outage on an idle gateway too."""
+    health = state.ledger.stats.postgres
+    if state.limits_url is not None or db.busy or not health.due_for_probe(HEARTBEAT_INTERVAL):
+        return
+    try:
+        await db.ping()
+        health.succeeded()
+    except DB_ERRORS as exc:
+        health.failed(exc)
+
+
+async def _metrics(state: GatewayState, direct_db: LedgerDB | None = None) -> None:
     STREAM_MAXLEN.set(state.ledger.maxlen)
     while True:
         QUEUE_DROPPED.set(state.ledger.dropped_total)
+        if direct_db is not None:
+            await _probe_direct(state, direct_db)
         client = state.redis.client
         if client is not None and state.holder.current is not None:
             try:
@@ -93,7 +142,7 @@ async def gateway_ledger(state: GatewayState) -> AsyncIterator[None]:
     state.ledger_reads = LedgerDB(url)
     redis_client = lambda: state.redis.client if state.limits_url is not None else None  # noqa: E731
     tasks = [asyncio.create_task(state.ledger.run(redis_client, direct_db), name="ledger-queue"),
-             asyncio.create_task(_metrics(state), name="ledger-metrics")]
+             asyncio.create_task(_metrics(state, direct_db), name="ledger-metrics")]
     if state.settings.ledger_writer:
         tasks.append(asyncio.create_task(_stream_writer(state, url), name="ledger-writer"))
     try:

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from .db import DB_ERRORS, LedgerDB
 from .event import GROUP, BadEntry, UsageEvent, event_from_fields
+from .health import HEARTBEAT_INTERVAL, HEARTBEAT_TTL_PERIODS, PostgresHealth, heartbeat_fields, heartbeat_key
 
 log = logging.getLogger("aigw.ledger")
 
@@ -53,7 +54,11 @@ class WriterStats:
         self.insert_failures = 0
         self.claimed = 0
         self.last_commit = 0.0
-        self.postgres_ok = False
+        self.postgres = PostgresHealth()
+
+    @property
+    def postgres_ok(self) -> bool:
+        return self.postgres.state == "ok"
 
 
 async def insert_until_committed(db: LedgerDB, events: Sequence[UsageEvent], stats: WriterStats,
@@ -65,7 +70,7 @@ async def insert_until_committed(db: LedgerDB, events: Sequence[UsageEvent], sta
             written = await db.insert(events)
         except DB_ERRORS as exc:
             stats.insert_failures += 1
-            stats.postgres_ok = False
+            stats.postgres.failed(exc)
             delay = backoff.next()
             log.warning("ledger: PostgreSQL insert of %d rows failed (%s: %s); retrying in %.1fs",
                         len(events), type(exc).__name__, str(exc).strip().splitlines()[0][:200] if str(exc) else "",
@@ -78,7 +83,7 @@ async def insert_until_committed(db: LedgerDB, events: Sequence[UsageEvent], sta
                     continue
             await asyncio.sleep(delay)
             continue
-        stats.postgres_ok = True
+        stats.postgres.succeeded()
         stats.rows_written += written
         stats.duplicates += len(events) - written
         stats.last_commit = time.time()
@@ -88,7 +93,8 @@ async def insert_until_committed(db: LedgerDB, events: Sequence[UsageEvent], sta
 class StreamWriter:
     def __init__(self, client: aioredis.Redis | Callable[[], aioredis.Redis | None], db: LedgerDB, stream: str, *, consumer: str | None = None,
                  batch: int = 500, block_ms: int = 1000, claim_idle_ms: int = 60_000,
-                 retention_days: int = 400, retention_interval: float = 3600.0) -> None:
+                 retention_days: int = 400, retention_interval: float = 3600.0,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
         self._client = client
         self.db = db
         self.stream = stream
@@ -98,6 +104,7 @@ class StreamWriter:
         self.claim_idle_ms = claim_idle_ms
         self.retention_days = retention_days
         self.retention_interval = retention_interval
+        self.heartbeat_interval = heartbeat_interval
         self.stats = WriterStats()
         self.stop = asyncio.Event()
 
@@ -119,7 +126,8 @@ class StreamWriter:
 
     async def run(self) -> None:
         """Until `stop` is set (or cancelled)."""
-        tasks = [asyncio.create_task(self._consume(), name="ledger-consume")]
+        tasks = [asyncio.create_task(self._consume(), name="ledger-consume"),
+                 asyncio.create_task(self._heartbeat(), name="ledger-heartbeat")]
         if self.retention_days > 0:
             tasks.append(asyncio.create_task(self._retention(), name="ledger-retention"))
         try:
@@ -216,5 +224,33 @@ class StreamWriter:
                             self.retention_interval)
             try:
                 await asyncio.wait_for(self.stop.wait(), self.retention_interval)
+            except TimeoutError:
+                pass
+
+    async def _heartbeat(self) -> None:
+        """Publish the writer's health every interval (see health.py); probe PostgreSQL when
+        nothing else touched it for an interval (an idle writer notices an outage too)."""
+        key = heartbeat_key(self.stream)
+        ttl = max(int(self.heartbeat_interval * HEARTBEAT_TTL_PERIODS), 1)
+        while not self.stop.is_set():
+            health = self.stats.postgres
+            if health.due_for_probe(self.heartbeat_interval) and not self.db.busy:
+                try:
+                    await self.db.ping()
+                    health.succeeded()
+                except DB_ERRORS as exc:
+                    if health.state != "failing":
+                        log.warning("ledger: PostgreSQL probe failed (%s)", type(exc).__name__)
+                    health.failed(exc)
+            fields = heartbeat_fields(self.consumer, health, self.stats.last_commit, self.stats.rows_written)
+            try:
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                    pipe.expire(key, ttl)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:  # the consumer logs Redis trouble already
+                log.debug("ledger: heartbeat not published (%s)", type(exc).__name__)
+            try:
+                await asyncio.wait_for(self.stop.wait(), self.heartbeat_interval)
             except TimeoutError:
                 pass

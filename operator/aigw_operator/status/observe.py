@@ -26,6 +26,7 @@ from aigw_config.config import GatewayConfig, RouteConfig, TargetConfig, TenantC
 from aigw_config.report import PodReport, RouteReport, TargetReport, TenantReport
 from aigw_config.status import (
     DEGRADED,
+    LEDGER_READY,
     READY,
     REASON_BUDGET_EXCEEDED,
     REASON_CIRCUIT_OPEN,
@@ -42,6 +43,8 @@ from aigw_config.status import (
     Condition,
     ObjectStatus,
 )
+
+from .ledger import LedgerPolicy, observe_ledger
 
 Key = tuple[str, str]  # (kind, name)
 _CIRCUIT_RANK = {"closed": 0, "half-open": 1, "open": 2}
@@ -67,6 +70,7 @@ class GatewayView:
     ready_pods: tuple[str, ...] = ()  # ready endpoints of the gateway Service
     pods: tuple[PodSample, ...] = ()  # the ready pods whose report could be read
     conflict: str | None = None  # the renderer's Conflict message: objects of its name are not its own
+    ledger: LedgerPolicy | None = None  # spec.ledger: judge the usage ledger (LedgerReady)
 
     @property
     def generation(self) -> int | None:
@@ -389,7 +393,10 @@ def observe_gateway(view: GatewayView) -> Observation:
         degraded = _no_pods(view)
     else:
         degraded = _healthy("every ready pod reports")
-    return Observation(fields, [ready, degraded])
+    ledger_ready, fields["ledger"] = observe_ledger(view.name, view.ledger, [p.report for p in pods])
+    if ledger_ready is None:
+        return Observation(fields, [ready, degraded], drop_conditions=(LEDGER_READY,))
+    return Observation(fields, [ready, degraded, ledger_ready])
 
 
 def _rejects(view: GatewayView, pod: PodSample) -> bool:

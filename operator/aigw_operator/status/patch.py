@@ -16,9 +16,11 @@ from typing import Any
 
 from aigw_config.status import (
     DEGRADED,
+    LEDGER_READY,
     REASON_BUDGET_EXCEEDED,
     REASON_CONFIG_REJECTED,
     REASON_HEALTHY,
+    REASON_WRITING,
     merge_condition,
 )
 
@@ -27,6 +29,7 @@ from .observe import Observation
 RATE_FIELDS = frozenset({
     "requestsPerMinute", "errorPercent", "latencyP95Ms", "requestsThisMinute", "tokensThisMinute",
     "spendThisPeriod", "budgetRemaining", "throttledRequests", "matches", "totalMatches", "periodStart",
+    "backlog", "rowsWritten",  # status.ledger of an AIGateway
 })
 
 
@@ -108,7 +111,18 @@ def transition_events(kind: str, current: dict | None, obs: Observation) -> list
             events.append(EventSpec("BudgetAvailable", "spend is below the budget again (new period or raised budget)"))
     if kind == "AIGateway" and new_reason == REASON_CONFIG_REJECTED and old_reason != REASON_CONFIG_REJECTED:
         events.append(EventSpec(REASON_CONFIG_REJECTED, new_degraded.get("message", ""), "Warning"))
+    if kind == "AIGateway":
+        events.extend(_ledger_events(_condition(current, LEDGER_READY), _new_condition(obs, LEDGER_READY)))
     return events
+
+
+def _ledger_events(old: dict, new: dict) -> list[EventSpec]:
+    """A Warning when the ledger stops being written (or why changes), one when it recovers."""
+    if new.get("status") == "False" and new.get("reason") != old.get("reason"):
+        return [EventSpec(new["reason"], new.get("message", ""), "Warning")]
+    if new.get("reason") == REASON_WRITING and old.get("status") == "False":
+        return [EventSpec("LedgerWriting", new.get("message", ""))]
+    return []
 
 
 def event_object(involved: dict[str, Any], spec: EventSpec, now: str, instance: str = "") -> dict[str, Any]:

@@ -21,13 +21,14 @@ from aigw_config.config import CONFIG_KEY, CREDENTIALS_KEY, GatewayConfig, load_
 from aigw_config.kinds import AIGatewaySpec
 from aigw_config.packing import configmap_entries, secret_entries, unpack
 from aigw_config.registry import CONTENT_KINDS
-from aigw_config.status import REASON_CONFLICT, now_rfc3339
+from aigw_config.status import LEDGER_READY, REASON_CONFLICT, REASON_LAGGING, now_rfc3339
 
 from .. import translate
 from ..kube import Kube
 from ..reconciler import Reconciler
 from ..settings import OperatorConfig
 from ..workloads import Names, owned_by, service_endpoint
+from .ledger import LedgerPolicy
 from .observe import GatewayView, Thresholds, observe_namespace
 from .patch import event_object, status_update, transition_events
 from .reports import ReportCollector, ready_endpoints
@@ -150,6 +151,7 @@ class Aggregator:
             ready_pods=tuple(e.pod for e in endpoints),
             pods=tuple(samples),
             conflict=_conflict(gw),
+            ledger=LedgerPolicy(spec.ledger.lag_threshold, _lagging(gw)) if spec.ledger is not None else None,
         )
 
     def _config(self, key: tuple[str, str], configmap: dict | None) -> GatewayConfig | None:
@@ -184,6 +186,11 @@ class Aggregator:
 
 def _owned(obj: dict[str, Any] | None, gateway: dict[str, Any]) -> dict[str, Any] | None:
     return obj if obj is not None and owned_by(obj, gateway) else None
+
+
+def _lagging(gateway: dict[str, Any]) -> bool:
+    conditions = (gateway.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == LEDGER_READY and c.get("reason") == REASON_LAGGING for c in conditions)
 
 
 def _conflict(gateway: dict[str, Any]) -> str | None:

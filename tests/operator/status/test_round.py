@@ -9,12 +9,12 @@ import orjson
 import pytest
 from aiohttp import web
 
-from aigw_config.report import PodReport, RouteReport, TargetReport, TenantReport
+from aigw_config.report import LedgerReport, LedgerWriterReport, PodReport, RouteReport, TargetReport, TenantReport
 from aigw_operator.status.round import Aggregator
 from aigw_operator.status.reports import ReportCollector
 from aigw_operator.reconciler import Reconciler
 from aigw_operator.settings import OperatorConfig
-from tests.operator.support import LOCAL_POLICY, Cluster, cr, endpoint_slice, in_process_kube, secret
+from tests.operator.support import LOCAL_POLICY, G, Cluster, cr, endpoint_slice, in_process_kube, secret
 
 
 class Pods:
@@ -124,6 +124,67 @@ async def test_a_round_writes_changes_holds_back_rate_churn_and_posts_events(kub
         reasons = {(e["involvedObject"]["name"], e["reason"], e["type"]) for e in cluster.events()}
         assert {("chat", "CircuitOpened", "Warning"), ("team", "BudgetExceeded", "Warning")} <= reasons
         assert (await aggregator.round("default")).events == 0  # said once
+    finally:
+        await collector.close()
+        await api.close()
+
+
+async def test_a_round_writes_ledger_ready_from_the_reports_and_drops_it_with_the_ledger(kube_emulator, pods):
+    cluster = Cluster(kube_emulator.url)
+    cluster.install_crds()
+    cluster.apply(secret("redis", url="redis://redis.default:6379/0"))
+    cluster.apply(secret("pg", uri="postgresql://aigw:pw@pg.default:5432/aigw"))
+    ledger = {"postgres": {"urlSecretRef": {"name": "pg", "key": "uri"}}, "lagThreshold": 5}
+    cluster.apply(cr("AIGateway", "gw", {"redis": {"urlSecretRef": {"name": "redis", "key": "url"}}, "ledger": ledger}))
+    kube, api = in_process_kube(cluster.url)
+    config = OperatorConfig(status_min_interval=30.0, report_timeout=2.0, report_grace=0.0)
+    reconciler = Reconciler(kube, policy=LOCAL_POLICY)
+    collector = ReportCollector(timeout=2.0, grace=0.0)
+    aggregator = Aggregator(kube, reconciler, config, collector, identity="op-test", clock=lambda: 1000.0)
+
+    def with_ledger(backlog: int, postgres: str = "ok", error: str | None = None) -> PodReport:
+        writer = LedgerWriterReport(consumer="gw-ledger-x", postgres=postgres, error=error, rows_written=3)
+        return PodReport(pod="gw-a", generation=1, now=1.0, ledger=LedgerReport(backlog=backlog, writer=writer))
+
+    try:
+        await reconciler.reconcile("default")
+        sec = cluster.get("v1", "Secret", "gw-credentials")
+        pods.token = orjson.loads(base64.b64decode(sec["data"]["credentials.json"]))["reportToken"]
+        pods.reports = {"gw-a": with_ledger(2)}
+        port = await pods.start("gw-a")
+        cluster.apply(endpoint_slice("gw", {"gw-a": port}, ops_port=port))
+
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Writing"
+        assert cluster.status("AIGateway", "gw")["ledger"] == {
+            "backlog": 2, "lagThreshold": 5, "postgres": "ok", "writer": "gw-ledger-x", "rowsWritten": 3}
+
+        pods.reports["gw-a"] = with_ledger(40, "failing", "OperationalError: connection refused")
+        assert (await aggregator.round("default")).events == 1
+        down = cluster.condition("AIGateway", "gw", "LedgerReady")
+        assert (down["status"], down["reason"]) == ("False", "PostgresUnreachable")
+        assert "connection refused" in down["message"]
+        assert ("gw", "PostgresUnreachable", "Warning") in {
+            (e["involvedObject"]["name"], e["reason"], e["type"]) for e in cluster.events()}
+
+        pods.reports["gw-a"] = with_ledger(40)
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Lagging"
+        pods.reports["gw-a"] = with_ledger(4)  # below the threshold (5), above half of it: still Lagging
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Lagging"
+        pods.reports["gw-a"] = with_ledger(2)
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady")["reason"] == "Writing"
+
+        gw = cluster.get(G, "AIGateway", "gw")
+        del gw["spec"]["ledger"]
+        cluster.replace(gw)
+        await reconciler.reconcile("default")
+        await aggregator.round("default")
+        assert cluster.condition("AIGateway", "gw", "LedgerReady") == {}
+        assert "ledger" not in cluster.status("AIGateway", "gw")
+        assert cluster.condition("AIGateway", "gw", "Ready")["status"] == "True"
     finally:
         await collector.close()
         await api.close()
