@@ -7,17 +7,19 @@ or SCRIPT FLUSH) a second one, EVAL, which also caches the script again. Keys ar
 so a tenant's keys share a slot and one script may touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
 after its period ends.
 
-Errors never escape as redis-py exceptions: each call is bounded by `op_timeout` and any
-failure becomes `StoreUnavailable`, which the limiter maps by its fail mode; only connection
-errors and timeouts are marked as an outage (`outage=True`), a reply error is this call's own. Nothing about a
-failure is remembered here; redis-py reconnects on the next call once Redis is back.
+The client is `limits_client`'s: a `LeanRedis` (one pipelined connection, hiredis) for plain
+URLs, else redis-py; both raise redis-py's exception classes. Errors never escape as those:
+each call is bounded by `op_timeout` and any failure becomes `StoreUnavailable`, which the
+limiter maps by its fail mode; only connection errors and timeouts are marked as an outage
+(`outage=True`), a reply error is this call's own. Nothing about a failure is remembered here;
+the client reconnects on the next call once Redis is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -28,6 +30,11 @@ from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, Red
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .store import AdmitRequest, Counters, StoreUnavailable, StreamAppend
+
+try:  # the lean client needs the hiredis parser (the gateway extra installs it)
+    from .lean_redis import LeanRedis
+except ImportError:  # pragma: no cover - without hiredis, redis-py carries the limiter
+    LeanRedis = None  # type: ignore[assignment,misc]
 
 # KEYS: window, spend, inflight. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0),
 # window_ttl, concurrency (0: none), slot, now, lease_until, lease_ttl.
@@ -102,18 +109,24 @@ ADMIT_SHA, SETTLE_SHA, READ_SHA, RENEW_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), 
 # these trip the limiter. Any other error is about one call's arguments and fails only that call.
 _OUTAGES = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, OSError, TimeoutError)
 
-ClientSource = aioredis.Redis | Callable[[], "aioredis.Redis | None"]
+ClientSource = Any  # a redis.asyncio.Redis, a LeanRedis, or a callable returning the current one
 
 
-def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64) -> aioredis.Redis:
+def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64) -> Any:
     """A client fit for the hot path: short timeouts, and one immediate retry on a broken
     connection only (a pooled socket that died with the old server). A timeout is never
     retried: the script may have run, and running it twice would reserve twice.
+
+    A `LeanRedis` (one pipelined connection, hiredis) for plain `redis://`/`rediss://` URLs: it
+    costs a fifth of redis-py's CPU per request (docs/limits.md, "The Redis path"); redis-py
+    for the rest (unix sockets, URL options) or when hiredis is missing.
 
     The pool blocks (up to `timeout`) instead of failing when all connections are busy: under a
     burst, redis-py's default pool raised "Too many connections" at 100 concurrent requests and
     the limiter then failed open. A few dozen connections carry thousands of requests per second.
     """
+    if LeanRedis is not None and LeanRedis.supports(url):
+        return LeanRedis.from_url(url, timeout)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
