@@ -39,7 +39,7 @@ TENANT = TenantConfig(name="bench", limits=Limits(requests_per_minute=10**9, tok
 
 
 def redis_py(url: str, parser) -> RedisStore:
-    client = limits_client(url)
+    client = limits_client(url, lean=False)
     client.connection_pool.connection_kwargs["parser_class"] = parser
     return RedisStore(client)
 
@@ -49,9 +49,13 @@ def event(i: int) -> UsageEvent:
                       "openai", "gpt-4o", "chat", 200, False, None, 300, 150, 0, 0, 0, 2_250_000, 12.5, 1)  # fmt: skip
 
 
+def _done(appended: bool) -> None:
+    pass
+
+
 class Variant:
-    def __init__(self, name: str, limiter: Limiter, ledger: LedgerEmitter | None) -> None:
-        self.name, self.limiter, self.ledger = name, limiter, ledger
+    def __init__(self, name: str, limiter: Limiter, ledger: LedgerEmitter | None, batched: bool = False) -> None:
+        self.name, self.limiter, self.ledger, self.batched = name, limiter, ledger, batched
         self.best: tuple[float, float] | None = None  # (cpu µs/req, req/s)
 
     async def one(self, i: int) -> None:
@@ -60,7 +64,10 @@ class Variant:
         limiter.headers(admission)
         await asyncio.sleep(0)  # the upstream call
         append = self.ledger.append_for(event(i), True) if self.ledger is not None else None
-        await limiter.settle(admission, 300, 150, 0.00225, append)
+        if self.batched:  # what the gateway does: queued, sent in batches, not awaited
+            limiter.settle_soon(admission, 300, 150, 0.00225, append, _done)
+        else:
+            await limiter.settle(admission, 300, 150, 0.00225, append)
 
     async def round(self, n: int, concurrency: int) -> None:
         per_task = n // concurrency
@@ -71,6 +78,7 @@ class Variant:
 
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        await self.limiter.flush()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         done = per_task * concurrency
         result = (cpu / done * 1e6, done / wall)
@@ -85,6 +93,10 @@ async def main(args: argparse.Namespace) -> None:
         Variant("redis-py, Python parser", Limiter(redis_py(server.url, _AsyncRESP2Parser)), ledger),
         Variant("redis-py, hiredis parser", Limiter(redis_py(server.url, _AsyncHiredisParser)), ledger),
         Variant("LeanRedis (one pipelined connection)", Limiter(RedisStore(LeanRedis.from_url(server.url))), ledger),
+        Variant("redis-py hiredis, settle_soon (batched)", Limiter(redis_py(server.url, _AsyncHiredisParser)),
+                ledger, batched=True),
+        Variant("LeanRedis, settle_soon (batched)", Limiter(RedisStore(LeanRedis.from_url(server.url))), ledger,
+                batched=True),
     ]
     try:
         for v in variants:  # warm up: connections, scripts

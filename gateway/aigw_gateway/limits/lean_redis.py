@@ -44,6 +44,21 @@ def _error(reply: hiredis.ReplyError) -> ResponseError:
     return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
 
 
+class _Batch:
+    """The replies of commands sent together: one future for all of them."""
+
+    __slots__ = ("future", "left", "replies")
+
+    def __init__(self, future: asyncio.Future, count: int) -> None:
+        self.future, self.left, self.replies = future, count, []
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def set_exception(self, exc: Exception) -> None:
+        self.future.set_exception(exc)
+
+
 class _Connection(asyncio.Protocol):
     """One socket: commands go out in order, replies come back in order."""
 
@@ -69,6 +84,16 @@ class _Connection(asyncio.Protocol):
         self.waiting.append(future)
         return future
 
+    def send_many(self, packed: list[bytes]) -> asyncio.Future:
+        if not self.out:
+            self._loop.call_soon(self._flush)
+        self.out.extend(packed)
+        future = self._loop.create_future()
+        if not self.waiting:
+            self.progress = time.monotonic()
+        self.waiting.append(_Batch(future, len(packed)))  # type: ignore[arg-type]
+        return future
+
     def stalled(self, timeout: float) -> bool:
         """Commands wait and nothing has come back for `timeout` seconds."""
         return bool(self.waiting) and time.monotonic() - self.progress >= timeout
@@ -86,7 +111,14 @@ class _Connection(asyncio.Protocol):
             if not waiting:  # a reply nobody asked for: the stream is out of step
                 self.transport.abort()  # type: ignore[union-attr]
                 return
-            future = waiting.popleft()
+            future = waiting[0]
+            if type(future) is _Batch:
+                future.replies.append(reply)
+                future.left -= 1
+                if future.left:
+                    continue
+                future, reply = future.future, future.replies
+            waiting.popleft()
             if not future.done():  # its caller may have timed out and gone
                 future.set_result(reply)
 
@@ -193,9 +225,11 @@ class LeanRedis:
         """Commands in one write; their replies in order, an error reply as its exception (not
         raised). A broken connection raises `ConnectionError` for the lot: whether the commands
         ran is unknown, so they are not sent again."""
+        if not commands:
+            return []
+        packed = [_pack(tuple(c)) for c in commands]
         conn = await self._connection()
-        return [_error(r) if isinstance(r, hiredis.ReplyError) else r
-                for r in await asyncio.gather(*(conn.send(_pack(tuple(c))) for c in commands))]  # fmt: skip
+        return [_error(r) if isinstance(r, hiredis.ReplyError) else r for r in await conn.send_many(packed)]
 
     async def aclose(self) -> None:
         self._closed = True

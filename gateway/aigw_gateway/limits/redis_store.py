@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .store import AdmitRequest, Counters, StoreUnavailable, StreamAppend
+from .store import AdmitRequest, Counters, Settlement, StoreUnavailable, StreamAppend
 
 try:  # the lean client needs the hiredis parser (the gateway extra installs it)
     from .lean_redis import LeanRedis
@@ -112,20 +112,20 @@ _OUTAGES = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownE
 ClientSource = Any  # a redis.asyncio.Redis, a LeanRedis, or a callable returning the current one
 
 
-def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64) -> Any:
+def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64, *, lean: bool = True) -> Any:
     """A client fit for the hot path: short timeouts, and one immediate retry on a broken
     connection only (a pooled socket that died with the old server). A timeout is never
     retried: the script may have run, and running it twice would reserve twice.
 
     A `LeanRedis` (one pipelined connection, hiredis) for plain `redis://`/`rediss://` URLs: it
     costs a fifth of redis-py's CPU per request (docs/limits.md, "The Redis path"); redis-py
-    for the rest (unix sockets, URL options) or when hiredis is missing.
+    for the rest (unix sockets, URL options), when hiredis is missing, or with `lean=False`.
 
     The pool blocks (up to `timeout`) instead of failing when all connections are busy: under a
     burst, redis-py's default pool raised "Too many connections" at 100 concurrent requests and
     the limiter then failed open. A few dozen connections carry thousands of requests per second.
     """
-    if LeanRedis is not None and LeanRedis.supports(url):
+    if lean and LeanRedis is not None and LeanRedis.supports(url):
         return LeanRedis.from_url(url, timeout)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -213,6 +213,46 @@ class RedisStore:
             return False
         await self._run(SETTLE_SHA, SETTLE_LUA, (*keys, append.key), (*args, append.maxlen, *append.fields))
         return True
+
+    async def settle_many(self, batch: list[Settlement]) -> list[bool | StoreUnavailable]:
+        """The settle scripts of a batch in one round trip (pipelined, not a transaction: each
+        script is atomic on its own). A NOSCRIPT reply is sent again as EVAL, which ran nothing."""
+        client = self.client()
+        if client is None:
+            raise StoreUnavailable("no Redis client configured")
+        cluster = isinstance(client, RedisCluster)
+        commands, appends = [], []
+        for s in batch:
+            keys = (s.window_key, s.spend_key, s.inflight_key or s.window_key)
+            args: tuple = (s.token_delta, 1 if s.reserved else 0, s.window_ttl, s.spend_nano, s.spend_ttl, s.slot)
+            append = s.append is not None and not cluster  # in a cluster the stream is in another slot
+            if append:
+                keys, args = (*keys, s.append.key), (*args, s.append.maxlen, *s.append.fields)  # type: ignore[union-attr]
+            commands.append((len(keys), *keys, *args))
+            appends.append(append)
+        try:
+            async with asyncio.timeout(self.op_timeout):
+                replies = await self._pipeline(client, [("EVALSHA", SETTLE_SHA, *c) for c in commands])
+                missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                if missing:
+                    again = await self._pipeline(client, [("EVAL", SETTLE_LUA, *commands[i]) for i in missing])
+                    for i, reply in zip(missing, again):
+                        replies[i] = reply
+        except _OUTAGES as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}", outage=False) from exc
+        return [StoreUnavailable(f"{type(r).__name__}: {r}", outage=False) if isinstance(r, Exception) else a
+                for r, a in zip(replies, appends)]  # fmt: skip
+
+    @staticmethod
+    async def _pipeline(client: Any, commands: list[tuple]) -> list:
+        if hasattr(client, "execute_many"):  # LeanRedis: one write, one future
+            return await client.execute_many(commands)
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
 
     async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
         await self._run(RENEW_SHA, RENEW_LUA, (inflight_key,), (repr(lease_until), lease_ttl, *slots))
