@@ -12,14 +12,14 @@ share (Redis answers in order, so a queue of futures pairs replies with callers)
 one event-loop turn leave in one syscall, and the replies are parsed by hiredis as they arrive.
 
 It keeps redis-py's contract where RedisStore relies on it: the same exception classes
-(`ConnectionError` for a lost or refused connection, `NoScriptError`, `ResponseError`), one
-immediate retry of a command whose connection broke before it was answered (a socket that died
-with the old server; never after a timeout, which the caller's `asyncio.timeout` owns: a
-timed-out command's late reply is dropped), and reconnection on the next call once Redis is
-back. A connection that answers nothing for `timeout` seconds while commands wait is dropped,
-so a black-holed socket cannot hold every later call. `redis://` and `rediss://` URLs with a
-user, password and database; anything else (unix sockets, URL options) takes redis-py
-(`limits_client` decides).
+(`ConnectionError` for a lost or refused connection, `TimeoutError`, `NoScriptError`,
+`ResponseError`), one immediate retry of a command whose connection broke before it was
+answered (a socket that died with the old server; never after a timeout: the script may have
+run), and reconnection on the next call once Redis is back. Timeouts cost no timer per call: a
+connection whose waiting commands get no reply for `timeout` seconds fails them all with
+`TimeoutError` and is dropped (checked every timeout/4, so a call gives up within 1.25 ×
+`timeout`). `redis://` and `rediss://` URLs with a user, password and database; anything else
+(unix sockets, URL options) takes redis-py (`limits_client` decides).
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _pack = hiredis.pack_command
 
@@ -60,19 +61,36 @@ class _Batch:
 
 
 class _Connection(asyncio.Protocol):
-    """One socket: commands go out in order, replies come back in order."""
+    """One socket: commands go out in order, replies come back in order.
 
-    def __init__(self) -> None:
+    The timeout is the connection's, not each call's (no timer per command): a watchdog looks
+    every quarter of it, and when commands wait and nothing has come back for `timeout`
+    seconds, it fails them all with `TimeoutError` and drops the socket. Replies come in order,
+    so when the oldest waiting command is unanswered, so are all the others."""
+
+    def __init__(self, timeout: float) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiting: deque[asyncio.Future] = deque()
+        self.waiting: deque[asyncio.Future | _Batch] = deque()
         self.reader = hiredis.Reader()
         self.out: list[bytes] = []
         self.lost: Exception | None = None
+        self.timeout = timeout
         self.progress = time.monotonic()  # the last reply, or the first command sent when none waited
         self._loop = asyncio.get_running_loop()
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._watchdog = self._loop.call_later(self.timeout / 4, self._watch)
+
+    def _watch(self) -> None:
+        if self.lost is not None:
+            return
+        if self.waiting and time.monotonic() - self.progress >= self.timeout:
+            self._fail(RedisTimeoutError(f"Redis answered nothing for {self.timeout:g}s"))
+            self.transport.abort()  # type: ignore[union-attr]
+            return
+        self._watchdog = self._loop.call_later(self.timeout / 4, self._watch)
 
     def send(self, packed: bytes) -> asyncio.Future:
         if not self.out:  # the first command of this loop turn: all of the turn's go in one write
@@ -91,12 +109,8 @@ class _Connection(asyncio.Protocol):
         future = self._loop.create_future()
         if not self.waiting:
             self.progress = time.monotonic()
-        self.waiting.append(_Batch(future, len(packed)))  # type: ignore[arg-type]
+        self.waiting.append(_Batch(future, len(packed)))
         return future
-
-    def stalled(self, timeout: float) -> bool:
-        """Commands wait and nothing has come back for `timeout` seconds."""
-        return bool(self.waiting) and time.monotonic() - self.progress >= timeout
 
     def _flush(self) -> None:
         out, self.out = self.out, []
@@ -119,15 +133,21 @@ class _Connection(asyncio.Protocol):
                     continue
                 future, reply = future.future, future.replies
             waiting.popleft()
-            if not future.done():  # its caller may have timed out and gone
+            if not future.done():  # its caller may have given up and gone
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.lost is None:
+            self.lost = exc
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(self.lost)
+                future.set_exception(exc)
 
     def close(self) -> None:
         if self.transport is not None and self.lost is None:
@@ -166,9 +186,7 @@ class LeanRedis:
     async def _connection(self) -> _Connection:
         conn = self._conn
         if conn is not None and conn.lost is None:
-            if not conn.stalled(self.timeout):
-                return conn
-            conn.transport.abort()  # type: ignore[union-attr]  # commands wait, nothing answers: a dead socket
+            return conn
         if self._closed:
             raise RedisConnectionError("the client is closed")
         if self._connecting is None:  # one connect for all the callers that need it
@@ -184,7 +202,7 @@ class LeanRedis:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
-                _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl_context)
+                _, conn = await loop.create_connection(lambda: _Connection(self.timeout), self.host, self.port, ssl=self.ssl_context)
                 hello: list[Sequence[Any]] = []
                 if self.password is not None:
                     hello.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
@@ -199,27 +217,27 @@ class LeanRedis:
         self._conn = conn
         return conn
 
-    async def execute(self, *args: Any) -> Any:
+    def execute(self, *args: Any) -> Coroutine[Any, Any, Any]:
         """One command; its reply, or the reply's error raised (redis-py's classes)."""
-        packed = _pack(args)
-        for attempt in (0, 1):
+        return self._call(_pack(args))
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Coroutine[Any, Any, Any]:
+        return self._call(_pack(("EVALSHA", sha, numkeys, *keys_and_args)))
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Coroutine[Any, Any, Any]:
+        return self._call(_pack(("EVAL", script, numkeys, *keys_and_args)))
+
+    async def _call(self, packed: bytes) -> Any:
+        conn = self._conn
+        if conn is None or conn.lost is not None:
             conn = await self._connection()
-            try:
-                reply = await conn.send(packed)
-            except RedisConnectionError:
-                if attempt:
-                    raise
-                continue  # the socket broke before the answer (a restarted server): once more, on a new one
-            if isinstance(reply, hiredis.ReplyError):
-                raise _error(reply)
-            return reply
-        raise AssertionError("unreachable")
-
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
-
-    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return await self.execute("EVAL", script, numkeys, *keys_and_args)
+        try:
+            reply = await conn.send(packed)
+        except RedisConnectionError:  # the socket broke before the answer (a restarted server): once more
+            reply = await (await self._connection()).send(packed)
+        if type(reply) is hiredis.ReplyError:
+            raise _error(reply)
+        return reply
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Commands in one write; their replies in order, an error reply as its exception (not

@@ -145,7 +145,8 @@ class RedisStore:
     `client` is a `redis.asyncio.Redis`, or a callable returning the current one (so the
     store follows a client that is replaced when the configured URL changes). Clients built
     by `limits_client` fail fast; redis-py's default client retries with backoff for seconds,
-    which `op_timeout` then cuts short.
+    which `op_timeout` then cuts short. A `LeanRedis` bounds its calls by its own timeout
+    (`limits_client` gives it `op_timeout`).
     """
 
     def __init__(self, client: ClientSource, *, op_timeout: float = 0.5) -> None:
@@ -171,6 +172,11 @@ class RedisStore:
         if client is None:
             raise StoreUnavailable("no Redis client configured")
         try:
+            if type(client) is LeanRedis:  # bounds its own calls (one watchdog, no timer per call)
+                try:
+                    return await client.evalsha(sha, len(keys), *keys, *args)
+                except NoScriptError:
+                    return await client.eval(script, len(keys), *keys, *args)
             async with asyncio.timeout(self.op_timeout):
                 try:
                     return await client.evalsha(sha, len(keys), *keys, *args)
