@@ -152,20 +152,20 @@ class RedisStore:
     def __init__(self, client: ClientSource, *, op_timeout: float = 0.5) -> None:
         self._client = client
         self.op_timeout = op_timeout
+        # A client (Redis, or a RedisCluster: a tenant's keys share one hash slot) or a getter.
+        self._fixed = client if hasattr(client, "evalsha") else None
 
     @classmethod
     def from_url(cls, url: str, *, op_timeout: float = 0.5) -> RedisStore:
         return cls(limits_client(url, op_timeout), op_timeout=op_timeout)
 
-    def client(self) -> aioredis.Redis | None:
-        source = self._client
-        # A client (Redis, or a RedisCluster: a tenant's keys share one hash slot) or a getter.
-        return source if hasattr(source, "evalsha") else source()  # type: ignore[operator,return-value]
+    def client(self) -> Any:
+        return self._fixed if self._fixed is not None else self._client()  # type: ignore[operator]
 
     async def aclose(self) -> None:
         """Close the client if the store was given one (a getter's client belongs to its owner)."""
-        if hasattr(self._client, "evalsha"):
-            await self._client.aclose()  # type: ignore[union-attr]
+        if self._fixed is not None:
+            await self._fixed.aclose()
 
     async def _run(self, sha: str, script: str, keys: tuple[str, ...], args: tuple) -> list:
         client = self.client()
@@ -226,7 +226,7 @@ class RedisStore:
         client = self.client()
         if client is None:
             raise StoreUnavailable("no Redis client configured")
-        cluster = isinstance(client, RedisCluster)
+        cluster = type(client) is not LeanRedis and isinstance(client, RedisCluster)
         commands, appends = [], []
         for s in batch:
             keys = (s.window_key, s.spend_key, s.inflight_key or s.window_key)
