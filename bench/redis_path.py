@@ -105,7 +105,11 @@ async def main(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             for v in variants:
                 await v.round(args.requests, args.concurrency)
-        rows = [(v.name, *v.best) for v in variants]
+        rows = []
+        for v in variants:
+            q = v.limiter.settlements
+            name = v.name + (f" [{q.settled_total / q.batches_total:.1f}/trip]" if q.batches_total else "")
+            rows.append((name, *v.best))
         if args.glide:  # another Python (valkey-glide needs its own dependencies): same server, after the others
             port = server.url.rsplit(":", 1)[1].split("/")[0]
             out = subprocess.run([args.glide, str(Path(__file__).with_name("redis_glide.py")), "127.0.0.1", port,
@@ -117,9 +121,9 @@ async def main(args: argparse.Namespace) -> None:
             else:
                 print(f"# valkey-glide failed: {out.stderr.strip()[-300:]}")
         base = rows[0][1]
-        print(f"{'variant':44s} {'CPU µs/req':>10s} {'× first':>8s} {'req/s':>9s}")
+        print(f"{'variant':52s} {'CPU µs/req':>10s} {'× first':>8s} {'req/s':>9s}")
         for name, cpu, rate in rows:
-            print(f"{name:44s} {cpu:10.1f} {cpu / base:8.2f} {rate:9,.0f}")
+            print(f"{name:52s} {cpu:10.1f} {cpu / base:8.2f} {rate:9,.0f}")
     finally:
         for v in variants:
             await v.limiter.store.aclose()
