@@ -87,8 +87,7 @@ class _Connection(asyncio.Protocol):
         if self.lost is not None:
             return
         if self.waiting and time.monotonic() - self.progress >= self.timeout:
-            self._fail(RedisTimeoutError(f"Redis answered nothing for {self.timeout:g}s"))
-            self.transport.abort()  # type: ignore[union-attr]
+            self._abort(RedisTimeoutError(f"Redis answered nothing for {self.timeout:g}s"))
             return
         self._watchdog = self._loop.call_later(self.timeout / 4, self._watch)
 
@@ -123,7 +122,7 @@ class _Connection(asyncio.Protocol):
         reader.feed(data)
         while (reply := reader.gets()) is not False:
             if not waiting:  # a reply nobody asked for: the stream is out of step
-                self.transport.abort()  # type: ignore[union-attr]
+                self._abort(RedisConnectionError("Redis sent a reply nobody asked for"))
                 return
             future = waiting[0]
             if type(future) is _Batch:
@@ -140,6 +139,11 @@ class _Connection(asyncio.Protocol):
         if self._watchdog is not None:
             self._watchdog.cancel()
         self._fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
+
+    def _abort(self, exc: Exception) -> None:
+        """Drop the socket now: waiting commands fail with `exc`, later ones take a new connection."""
+        self._fail(exc)
+        self.transport.abort()  # type: ignore[union-attr]
 
     def _fail(self, exc: Exception) -> None:
         if self.lost is None:
