@@ -189,3 +189,26 @@ async def test_batched_settlements_keep_limits_exact_across_two_processes(
         assert await store_counters(store, tenant_name, lim) == ledger(events)
     finally:
         await store.aclose()
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean-client", "redis-py"])
+async def test_a_batch_after_script_flush_is_sent_again_as_eval(redis_server: RedisServer, tenant_name: str,
+                                                                lean: bool):
+    from aigw_gateway.limits import limits_client
+
+    store = RedisStore(limits_client(redis_server.url, lean=lean))
+    limiter = Limiter(store, fail_mode="closed")
+    tenant = TenantConfig(name=tenant_name, limits=LIMITS)
+    stream = f"aigw:ledger:{tenant_name}"
+    try:
+        admissions = [await limiter.admit(tenant, 100) for _ in range(3)]
+        redis_server.command("SCRIPT", "FLUSH")  # a restarted or flushed Redis: NOSCRIPT, nothing ran
+        done: list[bool] = []
+        for admission in admissions:
+            limiter.settle_soon(admission, 10, 0, 0.0, StreamAppend(stream, 1000, ["v", "1"]), done.append)
+        await limiter.flush()
+        assert done == [True] * 3 and limiter.settle_failed_total == 0
+        assert (await limiter.usage(tenant))["tokens"]["used"] == 30
+        assert redis_server.command("XLEN", stream) == 3
+    finally:
+        await store.aclose()
