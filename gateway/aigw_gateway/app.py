@@ -83,7 +83,10 @@ def create_app(settings: Settings) -> ASGIApp:
         tasks = [asyncio.create_task(source.run(), name="config-source"), asyncio.create_task(_follow_config(state))]
         try:
             async with gateway_ledger(state):
-                yield
+                try:
+                    yield
+                finally:  # queued settlements (and their ledger events) go out before the ledger drains
+                    await state.limiter.flush_for_shutdown()
         finally:
             for task in tasks:
                 task.cancel()

@@ -134,28 +134,32 @@ class Call:
         GatewayError being handled, else 200: so every caller's pattern records the right one.
         """
         admission, self.admission = self.admission, None
-        return await self._settle(admission, status)
+        return self._settle(admission, status)
 
-    async def _settle(self, admission: Admission | None, status: int | None = None) -> float:
+    def _settle(self, admission: Admission | None, status: int | None = None) -> float:
+        # Queued, not awaited (Limiter.settle_soon): the response never waits for Redis, and the
+        # ledger event goes to the in-process queue if its settlement fails, as it did when awaited.
         target = self.attempts.target  # None on a cache hit: it costs nothing at the provider's price
         nano = usage_cost_nano(target.pricing, self.usage) if target is not None else 0
         ledger = self.state.ledger
         first, self.settled = not self.settled, True  # one event per request, however often settled
         event = self._ledger_event(self._final_status(status), nano) if ledger.enabled and first else None
-        appended = False
+        queued = False
         if admission is not None:
+            limiter = self.state.limiter
             append = ledger.append_for(event, self.state.limits_url is not None)
+            done = None if event is None else (lambda appended: appended or ledger.emit(event))
             if self.cache_hit:  # requests count; tokens only if the route says so
                 counted = _tokens(self.usage) if self.route.cache.count_tokens_on_hit else (0, 0)
-                appended = await self.state.limiter.settle(admission, *counted, 0.0, append)
+                queued = limiter.settle_soon(admission, *counted, 0.0, append, done)
             elif self.usage:
                 prompt, completion = _tokens(self.usage)
-                appended = await self.state.limiter.settle(admission, prompt, completion, nano / NANO, append)
+                queued = limiter.settle_soon(admission, prompt, completion, nano / NANO, append, done)
             elif target is None:
-                appended = await self.state.limiter.release(admission, append)  # nothing was served
+                queued = limiter.settle_soon(admission, 0, 0, 0.0, append, done)  # nothing was served: released
             else:
-                await self.state.limiter.keep(admission)  # served, usage unknown: the reservation stays
-        if event is not None and not appended:
+                limiter.keep_soon(admission)  # served, usage unknown: the reservation stays
+        if event is not None and not queued:
             ledger.emit(event)
         return nano / NANO
 
@@ -201,9 +205,10 @@ class Call:
         if self.admission is None and (self.settled or not self.state.ledger.enabled):
             return
         admission, self.admission = self.admission, None
-        task = asyncio.get_running_loop().create_task(self._settle(admission, status))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        try:
+            self._settle(admission, status)  # nothing in it awaits: a cancelled path cannot interrupt it
+        except Exception:  # never mask what the caller is handling
+            log.exception("request %s: settlement failed", self.request_id)
 
     def limit_headers(self) -> dict[str, str]:
         return self.state.limiter.headers(self.admission) if self.admission is not None else {}

@@ -6,7 +6,7 @@ Run in-process (`await run_clients(...)`) or as a separate OS process:
                                                    # then prints one JSON line of events
 
 Every client loops: estimate -> admit -> (simulated upstream call) -> settle with a random
-real usage around the estimate, until it has been refused `max_refusals` times in a window.
+real usage around the estimate (awaited, or with `"batched": true` queued like the gateway does), until it has been refused `max_refusals` times in a window.
 The clock is a constant per phase, so each phase is one rate-limit window whatever the
 wall clock does; the events say which window they belong to.
 """
@@ -51,7 +51,10 @@ async def _client(
         await asyncio.sleep(rng.uniform(0, 0.004))  # the upstream call; others admit meanwhile
         actual = max(1, round(estimate * rng.uniform(u_lo, u_hi)))
         prompt = actual // 2
-        await limiter.settle(admission, prompt, actual - prompt, 0.0)
+        if spec.get("batched"):  # the gateway's way: queued, sent in batches, never awaited
+            limiter.settle_soon(admission, prompt, actual - prompt, 0.0)
+        else:
+            await limiter.settle(admission, prompt, actual - prompt, 0.0)
         events.append({
             "admitted": estimate, "actual": actual, "window": admission.window_start,
             "requests_used": admission.requests_used, "tokens_used": admission.tokens_used,
@@ -67,6 +70,7 @@ async def run_clients(store: Store, spec: dict[str, Any]) -> list[dict[str, Any]
         limiter = Limiter(store, fail_mode="closed", clock=lambda now=now: now)
         rngs = [random.Random(f"{spec['seed']}-{phase}-{i}") for i in range(spec["clients"])]
         await asyncio.gather(*(_client(limiter, tenant, spec, rng, events) for rng in rngs))
+        await limiter.flush()
     return events
 
 

@@ -6,6 +6,10 @@
     ...                                                                 # the upstream call
     await limiter.settle(admission, usage.prompt_tokens, usage.completion_tokens, cost_usd(...))
 
+The request path uses `settle_soon` (and `keep_soon`): the same settlement, queued and sent in
+batches by a drain task (settle_queue.py), so the response never waits for Redis; `flush` sends
+what is queued (the app calls it at shutdown, `usage` before reading).
+
 `admit` raises `RateLimitExceeded` (kind "requests" or "tokens", `retry_after` = seconds to the
 window's end, the rate-limit headers attached), `ConcurrencyLimitExceeded` (the tenant's
 `concurrentRequests` are all in flight) or `BudgetExceeded` (budget with `onExceeded: block`);
@@ -31,6 +35,7 @@ Tenants without limits and budget cost no store call at all. When the store fail
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -45,6 +50,7 @@ from aigw_config.kinds import Budget
 from ..errors import BudgetExceeded, ConcurrencyLimitExceeded, LimitsUnavailable, RateLimitExceeded
 from .bounds import MAX_RESERVATION_TOKENS
 from .cost import NANO, format_usd, usd_to_nano
+from .settle_queue import Pending, SettleQueue
 from .store import (
     ADMITTED,
     REFUSED_BUDGET,
@@ -52,6 +58,7 @@ from .store import (
     REFUSED_REQUESTS,
     AdmitRequest,
     Counters,
+    Settlement,
     Store,
     StoreUnavailable,
     StreamAppend,
@@ -152,6 +159,7 @@ class Limiter:
         self._slot_ids = (f"{os.urandom(6).hex()}:{n}" for n in itertools.count())  # unique across pods
         self._held: dict[str, dict[str, None]] = {}  # inflight key -> this process's live slots
         self._next_renewal = 0.0
+        self.settlements = SettleQueue(self._settle_batch)  # settle_soon's, sent in batches
 
     def key_prefix(self, tenant: str) -> str:
         """`aigw:{<namespace>/<gateway>/<tenant>}:`: the braces are the Redis Cluster hash tag, so
@@ -298,28 +306,16 @@ class Limiter:
         cost to the spend of the period it was admitted in. Idempotent; never raises. `append` (the
         usage ledger's event) is appended in the same store call when the store can; the result
         says whether it was, so the caller can queue it otherwise."""
-        if admission.settled or not admission.limited:
+        s = self._settlement(admission, prompt_tokens, completion_tokens, cost_usd, append)
+        if s is None:
             return False
-        admission.settled = True
-        if admission.slot:
-            held = self._held.get(admission.inflight_key)
-            if held is not None:
-                held.pop(admission.slot, None)
-                if not held:
-                    del self._held[admission.inflight_key]
-        # Bounded like the reservation: an upstream reporting absurd usage must not make the script fail.
-        actual = min(max(int(prompt_tokens), 0) + max(int(completion_tokens), 0), MAX_RESERVATION_TOKENS)
         if time.monotonic() < self._skip_until:
             self._settle_failed("not asked for a moment after repeated failures")
             return False
-        period = admission.period
-        spend_ttl = int(period.end - admission.now) + SPEND_TTL_GRACE if period is not None else 0
-        window_ttl = admission.window_start + WINDOW_SECONDS - int(admission.now) + WINDOW_TTL_GRACE
         try:
             appended = await self.store.settle(
-                admission.window_key, admission.spend_key, actual - admission.tokens, not admission.degraded,
-                window_ttl, usd_to_nano(cost_usd), spend_ttl, self.clock(),
-                inflight_key=admission.inflight_key, slot=admission.slot, append=append,
+                s.window_key, s.spend_key, s.token_delta, s.reserved, s.window_ttl, s.spend_nano, s.spend_ttl,
+                s.now, inflight_key=s.inflight_key, slot=s.slot, append=s.append,
             )  # fmt: skip
         except StoreUnavailable as exc:
             if exc.outage:
@@ -332,9 +328,94 @@ class Limiter:
         self._succeeded()
         return bool(appended)
 
+    def settle_soon(self, admission: Admission, prompt_tokens: int, completion_tokens: int, cost_usd: float,
+                    append: StreamAppend | None = None, done: Callable[[bool], object] | None = None) -> bool:
+        """`settle` without waiting for the store: queued, and sent with others in one round trip
+        (settle_queue.py). True when queued: `done(appended)` is then called once it was sent
+        (False also when it failed: the caller queues its ledger event elsewhere, as after a
+        failed `settle`). False: nothing to settle (an unlimited tenant, settled already), and
+        `done` is never called. Idempotent; never raises."""
+        settlement = self._settlement(admission, prompt_tokens, completion_tokens, cost_usd, append)
+        if settlement is None:
+            return False
+        self.settlements.put(Pending(settlement, done))
+        return True
+
+    def _settlement(self, admission: Admission, prompt_tokens: int, completion_tokens: int, cost_usd: float,
+                    append: StreamAppend | None) -> Settlement | None:
+        """Close the admission here (its concurrency slot is no longer renewed) and what the store
+        must do for it; None when there is nothing to settle."""
+        if admission.settled or not admission.limited:
+            return None
+        admission.settled = True
+        if admission.slot:
+            held = self._held.get(admission.inflight_key)
+            if held is not None:
+                held.pop(admission.slot, None)
+                if not held:
+                    del self._held[admission.inflight_key]
+        # Bounded like the reservation: an upstream reporting absurd usage must not make the script fail.
+        actual = min(max(int(prompt_tokens), 0) + max(int(completion_tokens), 0), MAX_RESERVATION_TOKENS)
+        period = admission.period
+        spend_ttl = int(period.end - admission.now) + SPEND_TTL_GRACE if period is not None else 0
+        window_ttl = admission.window_start + WINDOW_SECONDS - int(admission.now) + WINDOW_TTL_GRACE
+        return Settlement(
+            admission.window_key, admission.spend_key, actual - admission.tokens, not admission.degraded,
+            window_ttl, usd_to_nano(cost_usd), spend_ttl, self.clock(), admission.inflight_key, admission.slot, append,
+        )  # fmt: skip
+
+    async def _settle_batch(self, batch: list[Pending]) -> None:
+        """Send a batch of queued settlements; the same rules as `settle`, per settlement. Never raises
+        (but a cancellation, which fails the batch's settlements first)."""
+        outcomes: list[bool | StoreUnavailable | str] = []
+        try:
+            if time.monotonic() < self._skip_until:
+                outcomes = ["not asked for a moment after repeated failures"] * len(batch)
+            else:
+                outcomes = await self.store.settle_many([p.settlement for p in batch])  # type: ignore[assignment]
+                self._succeeded()
+        except StoreUnavailable as exc:
+            if exc.outage:
+                self._failed()
+            outcomes = [str(exc)] * len(batch)
+        except asyncio.CancelledError:  # the loop is going away: whether the scripts ran is unknown
+            outcomes = ["cancelled"] * len(batch)
+            raise
+        except Exception as exc:  # settlement runs after the response: it must never break it
+            outcomes = [f"{type(exc).__name__}: {exc}"] * len(batch)
+        finally:
+            for pending, outcome in zip(batch, outcomes or ["cancelled"] * len(batch)):
+                appended = outcome is True
+                if not isinstance(outcome, bool):
+                    self._settle_failed(str(outcome))
+                if pending.done is not None:
+                    try:
+                        pending.done(appended)
+                    except Exception:  # one caller's callback must not cost the others theirs
+                        log.exception("settlement callback failed")
+
+    async def flush(self) -> None:
+        """Wait until every settlement queued by `settle_soon` so far has been sent."""
+        await self.settlements.flush()
+
+    async def flush_for_shutdown(self, timeout: float = 5.0) -> None:
+        """`flush`, bounded (each batch is bounded by the store's timeout, but a queue may hold many)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            log.error("%d queued settlements not sent at shutdown", self.settlements.queued)
+
     async def release(self, admission: Admission, append: StreamAppend | None = None) -> bool:
         """Give the reservation back: the call failed before any usage was reported."""
         return await self.settle(admission, 0, 0, 0.0, append)
+
+    def keep_soon(self, admission: Admission) -> None:
+        """`keep` without waiting for the store."""
+        if admission.slot:
+            self.settle_soon(admission, admission.tokens, 0, 0.0)
+        else:
+            admission.settled = True
 
     async def keep(self, admission: Admission) -> None:
         """Close the admission keeping its reservation as the usage (served, but no usage came).
@@ -403,6 +484,7 @@ class Limiter:
         seen = Counters(ADMITTED, 0, 0, 0)
         tracked = bool(rpm or tpm or budget is not None)
         if tracked:
+            await self.flush()  # this process's queued settlements first: a read after a response sees it
             prefix = self.key_prefix(tenant.name)
             try:
                 seen = await self.store.read(

@@ -7,17 +7,19 @@ or SCRIPT FLUSH) a second one, EVAL, which also caches the script again. Keys ar
 so a tenant's keys share a slot and one script may touch them all. Every key gets a TTL: windows expire shortly after they end, spend a week
 after its period ends.
 
-Errors never escape as redis-py exceptions: each call is bounded by `op_timeout` and any
-failure becomes `StoreUnavailable`, which the limiter maps by its fail mode; only connection
-errors and timeouts are marked as an outage (`outage=True`), a reply error is this call's own. Nothing about a
-failure is remembered here; redis-py reconnects on the next call once Redis is back.
+The client is `limits_client`'s: a `LeanRedis` (one pipelined connection, hiredis) for plain
+URLs, else redis-py; both raise redis-py's exception classes. Errors never escape as those:
+each call is bounded by `op_timeout` and any failure becomes `StoreUnavailable`, which the
+limiter maps by its fail mode; only connection errors and timeouts are marked as an outage
+(`outage=True`), a reply error is this call's own. Nothing about a failure is remembered here;
+the client reconnects on the next call once Redis is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -27,7 +29,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .store import AdmitRequest, Counters, StoreUnavailable, StreamAppend
+from .store import AdmitRequest, Counters, Settlement, StoreUnavailable, StreamAppend
+
+try:  # the lean client needs the hiredis parser (the gateway extra installs it)
+    from .lean_redis import LeanRedis
+except ImportError:  # pragma: no cover - without hiredis, redis-py carries the limiter
+    LeanRedis = None  # type: ignore[assignment,misc]
 
 # KEYS: window, spend, inflight. ARGV: rpm, tpm, tokens, budget_nano (-1: none), block (1/0),
 # window_ttl, concurrency (0: none), slot, now, lease_until, lease_ttl.
@@ -102,18 +109,24 @@ ADMIT_SHA, SETTLE_SHA, READ_SHA, RENEW_SHA = _sha(ADMIT_LUA), _sha(SETTLE_LUA), 
 # these trip the limiter. Any other error is about one call's arguments and fails only that call.
 _OUTAGES = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, OSError, TimeoutError)
 
-ClientSource = aioredis.Redis | Callable[[], "aioredis.Redis | None"]
+ClientSource = Any  # a redis.asyncio.Redis, a LeanRedis, or a callable returning the current one
 
 
-def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64) -> aioredis.Redis:
+def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64, *, lean: bool = True) -> Any:
     """A client fit for the hot path: short timeouts, and one immediate retry on a broken
     connection only (a pooled socket that died with the old server). A timeout is never
     retried: the script may have run, and running it twice would reserve twice.
+
+    A `LeanRedis` (one pipelined connection, hiredis) for plain `redis://`/`rediss://` URLs: it
+    costs a fifth of redis-py's CPU per request (docs/limits.md, "The Redis path"); redis-py
+    for the rest (unix sockets, URL options), when hiredis is missing, or with `lean=False`.
 
     The pool blocks (up to `timeout`) instead of failing when all connections are busy: under a
     burst, redis-py's default pool raised "Too many connections" at 100 concurrent requests and
     the limiter then failed open. A few dozen connections carry thousands of requests per second.
     """
+    if lean and LeanRedis is not None and LeanRedis.supports(url):
+        return LeanRedis.from_url(url, timeout)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -132,32 +145,38 @@ class RedisStore:
     `client` is a `redis.asyncio.Redis`, or a callable returning the current one (so the
     store follows a client that is replaced when the configured URL changes). Clients built
     by `limits_client` fail fast; redis-py's default client retries with backoff for seconds,
-    which `op_timeout` then cuts short.
+    which `op_timeout` then cuts short. A `LeanRedis` bounds its calls by its own timeout
+    (`limits_client` gives it `op_timeout`).
     """
 
     def __init__(self, client: ClientSource, *, op_timeout: float = 0.5) -> None:
         self._client = client
         self.op_timeout = op_timeout
+        # A client (Redis, or a RedisCluster: a tenant's keys share one hash slot) or a getter.
+        self._fixed = client if hasattr(client, "evalsha") else None
 
     @classmethod
     def from_url(cls, url: str, *, op_timeout: float = 0.5) -> RedisStore:
         return cls(limits_client(url, op_timeout), op_timeout=op_timeout)
 
-    def client(self) -> aioredis.Redis | None:
-        source = self._client
-        # A client (Redis, or a RedisCluster: a tenant's keys share one hash slot) or a getter.
-        return source if hasattr(source, "evalsha") else source()  # type: ignore[operator,return-value]
+    def client(self) -> Any:
+        return self._fixed if self._fixed is not None else self._client()  # type: ignore[operator]
 
     async def aclose(self) -> None:
         """Close the client if the store was given one (a getter's client belongs to its owner)."""
-        if hasattr(self._client, "evalsha"):
-            await self._client.aclose()  # type: ignore[union-attr]
+        if self._fixed is not None:
+            await self._fixed.aclose()
 
     async def _run(self, sha: str, script: str, keys: tuple[str, ...], args: tuple) -> list:
         client = self.client()
         if client is None:
             raise StoreUnavailable("no Redis client configured")
         try:
+            if type(client) is LeanRedis:  # bounds its own calls (one watchdog, no timer per call)
+                try:
+                    return await client.evalsha(sha, len(keys), *keys, *args)
+                except NoScriptError:
+                    return await client.eval(script, len(keys), *keys, *args)
             async with asyncio.timeout(self.op_timeout):
                 try:
                     return await client.evalsha(sha, len(keys), *keys, *args)
@@ -200,6 +219,46 @@ class RedisStore:
             return False
         await self._run(SETTLE_SHA, SETTLE_LUA, (*keys, append.key), (*args, append.maxlen, *append.fields))
         return True
+
+    async def settle_many(self, batch: list[Settlement]) -> list[bool | StoreUnavailable]:
+        """The settle scripts of a batch in one round trip (pipelined, not a transaction: each
+        script is atomic on its own). A NOSCRIPT reply is sent again as EVAL, which ran nothing."""
+        client = self.client()
+        if client is None:
+            raise StoreUnavailable("no Redis client configured")
+        cluster = type(client) is not LeanRedis and isinstance(client, RedisCluster)
+        commands, appends = [], []
+        for s in batch:
+            keys = (s.window_key, s.spend_key, s.inflight_key or s.window_key)
+            args: tuple = (s.token_delta, 1 if s.reserved else 0, s.window_ttl, s.spend_nano, s.spend_ttl, s.slot)
+            append = s.append is not None and not cluster  # in a cluster the stream is in another slot
+            if append:
+                keys, args = (*keys, s.append.key), (*args, s.append.maxlen, *s.append.fields)  # type: ignore[union-attr]
+            commands.append((len(keys), *keys, *args))
+            appends.append(append)
+        try:
+            async with asyncio.timeout(self.op_timeout):
+                replies = await self._pipeline(client, [("EVALSHA", SETTLE_SHA, *c) for c in commands])
+                missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+                if missing:
+                    again = await self._pipeline(client, [("EVAL", SETTLE_LUA, *commands[i]) for i in missing])
+                    for i, reply in zip(missing, again):
+                        replies[i] = reply
+        except _OUTAGES as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}", outage=False) from exc
+        return [StoreUnavailable(f"{type(r).__name__}: {r}", outage=False) if isinstance(r, Exception) else a
+                for r, a in zip(replies, appends)]  # fmt: skip
+
+    @staticmethod
+    async def _pipeline(client: Any, commands: list[tuple]) -> list:
+        if hasattr(client, "execute_many"):  # LeanRedis: one write, one future
+            return await client.execute_many(commands)
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
 
     async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
         await self._run(RENEW_SHA, RENEW_LUA, (inflight_key,), (repr(lease_until), lease_ttl, *slots))

@@ -79,6 +79,23 @@ class StreamAppend:
     fields: list[str | bytes]  # field, value, ...
 
 
+@dataclass(slots=True)
+class Settlement:
+    """One `Store.settle` call as data, for `settle_many` (the arguments have the same meaning)."""
+
+    window_key: str
+    spend_key: str
+    token_delta: int
+    reserved: bool
+    window_ttl: int
+    spend_nano: int
+    spend_ttl: int
+    now: float
+    inflight_key: str = ""
+    slot: str = ""
+    append: StreamAppend | None = None
+
+
 class Store(Protocol):
     async def admit(self, req: AdmitRequest) -> Counters: ...
 
@@ -105,6 +122,12 @@ class Store(Protocol):
         without (a degraded admission reserved nothing), the tokens are counted anyway.
         Returns whether `append` was appended too (only a Redis store can).
         """
+        ...
+
+    async def settle_many(self, batch: list[Settlement]) -> list[bool | StoreUnavailable]:
+        """`settle` each, in one round trip where the store has trips: per settlement, whether its
+        append happened, or the error of that one settlement (its script failed on its
+        arguments). Raises `StoreUnavailable` when the store could not be asked at all."""
         ...
 
     async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
@@ -204,6 +227,12 @@ class MemoryStore:
             self._spend[spend_key] = (self._spend.get(spend_key, 0) if live else 0) + spend_nano
             self._expiry[spend_key] = now + spend_ttl
         return False  # no stream here: the caller queues the event in process
+
+    async def settle_many(self, batch: list[Settlement]) -> list[bool | StoreUnavailable]:
+        for s in batch:
+            await self.settle(s.window_key, s.spend_key, s.token_delta, s.reserved, s.window_ttl, s.spend_nano,
+                              s.spend_ttl, s.now, s.inflight_key, s.slot, s.append)  # fmt: skip
+        return [False] * len(batch)
 
     async def renew(self, inflight_key: str, slots: list[str], lease_until: float, lease_ttl: int, now: float) -> None:
         live = self._inflight.get(inflight_key, {})

@@ -1,0 +1,110 @@
+"""The limiter's lean Redis client against a real server: replies, errors, one shared connection,
+a restarted, killed or hung server, and the connection setup (password, database)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from aigw_gateway.limits import limits_client
+from aigw_gateway.limits.lean_redis import LeanRedis
+from aigw_gateway.limits.redis_store import SETTLE_SHA
+from tests.fakes.redis_server import RedisServer
+
+
+async def test_commands_scripts_and_errors(redis_server: RedisServer, tenant_name: str):
+    client = LeanRedis.from_url(redis_server.url)
+    try:
+        assert await client.execute("SET", f"{tenant_name}:a", 41) == b"OK"
+        assert await client.eval("return redis.call('INCR', KEYS[1])", 1, f"{tenant_name}:a") == 42
+        assert await client.eval("return {1, 'x', ARGV[1]}", 0, 2.5) == [1, b"x", b"2.5"]
+        with pytest.raises(NoScriptError):  # redis-py's classes: RedisStore maps them as before
+            await client.evalsha("0" * 40, 0)
+        with pytest.raises(ResponseError, match="wrong number of arguments"):
+            await client.execute("GET")
+        # An error reply fails only its own command, in a batch too.
+        replies = await client.execute_many([("INCR", f"{tenant_name}:a"), ("HGET", f"{tenant_name}:a", "f"),
+                                             ("INCR", f"{tenant_name}:a")])  # fmt: skip
+        assert replies[0] == 43 and isinstance(replies[1], ResponseError) and replies[2] == 44
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_callers_share_one_connection_in_order(redis_server: RedisServer, tenant_name: str):
+    client = LeanRedis.from_url(redis_server.url)
+    try:
+        key = f"{tenant_name}:n"
+        replies = await asyncio.gather(*(client.execute("RPUSH", key, i) for i in range(500)))
+        assert sorted(replies) == list(range(1, 501))  # every caller got its own reply
+        assert await client.execute("LRANGE", key, 0, -1) == [str(i).encode() for i in range(500)]
+        names = (await client.execute("CLIENT", "LIST")).decode()
+        assert sum(1 for line in names.splitlines() if "cmd=client" in line) == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_restarted_server_is_reached_again_without_an_error(redis_server_fn: RedisServer):
+    client = LeanRedis.from_url(redis_server_fn.url)
+    try:
+        assert await client.execute("PING") == b"PONG"
+        redis_server_fn.restart()  # the idle connection died with the old server
+        assert await client.execute("PING") == b"PONG"  # retried once on a new connection
+        redis_server_fn.kill()
+        with pytest.raises(RedisConnectionError):
+            async with asyncio.timeout(2):
+                await client.execute("PING")
+        redis_server_fn.start()
+        assert await client.execute("PING") == b"PONG"  # no restart of the client needed
+    finally:
+        await client.aclose()
+
+
+async def test_a_hung_server_times_out_and_its_connection_is_replaced(redis_server_fn: RedisServer):
+    client = LeanRedis.from_url(redis_server_fn.url, timeout=0.2)
+    try:
+        assert await client.execute("PING") == b"PONG"
+        redis_server_fn.pause()  # SIGSTOP: the socket stays open, nothing answers
+        loop = asyncio.get_running_loop()
+        try:
+            for _ in range(2):  # every waiting call fails, within 1.25 x the timeout, without a timer of its own
+                start = loop.time()
+                calls = [asyncio.ensure_future(client.execute("PING")) for _ in range(5)]
+                for call in calls:
+                    with pytest.raises(RedisTimeoutError):
+                        await asyncio.wait_for(call, 2)
+                assert 0.2 <= loop.time() - start < 0.2 * 1.25 + 0.1
+        finally:
+            redis_server_fn.resume()
+        async with asyncio.timeout(2):  # late replies of the timed-out calls never reach anyone else
+            assert await client.execute("ECHO", "after") == b"after"
+    finally:
+        await client.aclose()
+
+
+async def test_password_and_database_from_the_url(redis_server_fn: RedisServer, tenant_name: str):
+    redis_server_fn.command("CONFIG", "SET", "requirepass", "s3cr:et")
+    port = redis_server_fn.port
+    client = LeanRedis.from_url(f"redis://:s3cr%3Aet@127.0.0.1:{port}/3")
+    wrong = LeanRedis.from_url(f"redis://:nope@127.0.0.1:{port}/0")
+    try:
+        await client.execute("SET", tenant_name, "in-db-3")
+        assert await client.execute("GET", tenant_name) == b"in-db-3"
+        assert await client.execute("SELECT", 0) == b"OK"
+        assert await client.execute("GET", tenant_name) is None
+        with pytest.raises(RedisConnectionError, match="refused the connection setup"):
+            await wrong.execute("PING")
+    finally:
+        await client.aclose()
+        await wrong.aclose()
+
+
+def test_the_limits_client_is_lean_for_plain_urls_only():
+    assert isinstance(limits_client("redis://127.0.0.1:6379/0"), LeanRedis)
+    assert isinstance(limits_client("rediss://user:pw@redis.example:6380"), LeanRedis)
+    assert not isinstance(limits_client("unix:///tmp/redis.sock"), LeanRedis)
+    assert not isinstance(limits_client("redis://127.0.0.1:6379/0?protocol=3"), LeanRedis)
+    assert SETTLE_SHA  # imported: the store's scripts load with the lean client present
