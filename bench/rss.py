@@ -1,0 +1,107 @@
+"""Memory of one aigw worker: idle after start-up, then after load, and what it mapped.
+
+    bench/run --rss SECONDS [--workers N]
+
+Starts aigw with the bench's config (gateway_config.py), samples each worker's RSS once it is ready
+and idle, loads it for SECONDS with plain requests (c=32) and then SECONDS with streams (c=32), and
+samples again (the peak while loaded, and idle after). It lists the native extension modules of
+site-packages a worker has mapped, by distribution: a library imported although the loaded config
+does not use it shows here (psycopg without a ledger, say) without touching the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import gateway_config
+import targets
+from procs import cmdline, process_tree, rss_kb
+from soak import LoadGen
+
+BENCH = Path(__file__).resolve().parent
+
+
+def workers_of(root: int) -> list[int]:
+    """The serving processes: the root alone, or uvicorn's worker processes under it."""
+    procs = [p for p in process_tree(root) if rss_kb(p) > 0]
+    workers = [p for p in procs if "multiprocessing" in cmdline(p) and "resource_tracker" not in cmdline(p)]
+    return workers or procs[:1]
+
+
+def native_libraries(pid: int) -> dict[str, int]:
+    """Distribution folder in site-packages -> resident kB of its mapped shared objects."""
+    out: dict[str, int] = {}
+    current: str | None = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+                    path = head[5] if len(head) > 5 else ""
+                    current = path.split("site-packages/", 1)[1].split("/", 1)[0] if "site-packages/" in path else None
+                    if current:
+                        out.setdefault(current, 0)
+                elif current and line.startswith("Rss:"):
+                    out[current] += int(head[1])
+    except OSError:
+        pass
+    return out
+
+
+def rss_mb(pids: list[int]) -> float:
+    return max(rss_kb(p) for p in pids) / 1024 if pids else 0.0
+
+
+def probe(a: argparse.Namespace, infra: targets.Infra) -> int:
+    gw = targets.start_target("aigw", infra)
+    assert gw is not None and gw.proc is not None
+    time.sleep(2)
+    workers = workers_of(gw.proc.pid)
+    idle = rss_mb(workers)
+    libs = native_libraries(workers[0])
+    body = json.loads((BENCH / "body_chat.json").read_text())
+    plain, stream = infra.out / "plain.json", infra.out / "stream.json"
+    plain.write_text(json.dumps(dict(body, model=gateway_config.PLAIN_MODEL)))
+    stream.write_text(json.dumps(dict(body, model=gateway_config.STREAM_MODEL)))
+    peak = [idle]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            peak.append(rss_mb(workers))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    url = gw.base_url + "/chat/completions"
+    results = {}
+    for name, path, extra in (("plain", plain, []), ("stream", stream, ["--stream"])):
+        args = ["--mode", "closed", "--concurrency", "32", "--duration", str(a.rss), "--timeout", "10", *extra]
+        results[name] = LoadGen(name, infra, url, path, args, gw.headers).result(a.rss + 60)
+        peak.append(rss_mb(workers))
+    done.set()
+    watcher.join()
+    time.sleep(2)
+    after = rss_mb(workers)
+    errors = sum(int(r.get("errors", 0)) for r in results.values()) + sum(1 for r in results.values() if "error" in r)
+    ok = sum(int(r.get("ok", 0)) for r in results.values())
+    shown = ", ".join(f"{k} {v / 1024:.1f}" for k, v in sorted(libs.items(), key=lambda kv: -kv[1]) if v >= 100)
+    lines = [f"aigw RSS per worker ({a.workers} worker{'s' if a.workers > 1 else ''}, the bench's config):", "",
+             "| idle after start-up | peak under load | idle after the load | requests (errors) |",
+             "|---|---|---|---|",
+             f"| {idle:.1f} MB | {max(peak):.1f} MB | {after:.1f} MB | {ok:,} ({errors}) |", "",
+             f"- native libraries mapped (MB resident, ≥ 0.1): {shown or '–'}",
+             f"- psycopg loaded: {'yes' if any(k.startswith('psycopg') for k in libs) else 'no'}"]
+    text = "\n".join(lines)
+    (infra.out / "rss.md").write_text(text + "\n")
+    print(text, flush=True)
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    print("run it as: bench/run --rss SECONDS", file=sys.stderr)
+    raise SystemExit(2)
