@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Gauge
 
-from .db import LedgerDB
 from .event import stream_key
 from .writer import StreamWriter
 
@@ -57,6 +56,7 @@ async def _stream_writer(state: GatewayState, url: str) -> None:
     while state.limits_url is None or state.redis.client is None or state.holder.current is None:
         await asyncio.sleep(0.2)
     settings = state.settings
+    from .db import LedgerDB  # psycopg: only with a ledger URL
     # The shared client's socket timeout is 1 s: a blocking read must return well before it.
     writer = StreamWriter(lambda: state.redis.client, LedgerDB(url), stream_key(*_identity(state)),
                           retention_days=settings.ledger_retention_days, block_ms=250)
@@ -89,6 +89,8 @@ async def gateway_ledger(state: GatewayState) -> AsyncIterator[None]:
     if not url:
         yield
         return
+    from .db import LedgerDB  # psycopg: only with a ledger URL
+
     direct_db = LedgerDB(url)  # used only while there is no Redis: the queue feeds PostgreSQL directly
     state.ledger_reads = LedgerDB(url)
     redis_client = lambda: state.redis.client if state.limits_url is not None else None  # noqa: E731
