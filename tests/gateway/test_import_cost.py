@@ -14,16 +14,19 @@ from tests.gateway.harness import free_port
 from tests.test_packaging import ROOT, aigw_guarded
 
 LEDGER_ONLY = ("psycopg", "psycopg_binary", "psycopg_pool")
+# OpenTelemetry's metrics SDK (imported by redis-py when installed, never used: lean_imports.py)
+# brings psutil; the gateway itself does not need it.
+UNUSED = ("psutil",)
 
 
-def test_serve_without_a_ledger_never_imports_psycopg(tmp_path: Path) -> None:
+def test_serve_without_a_ledger_never_imports_psycopg_nor_unused_libraries(tmp_path: Path) -> None:
     with FakeOpenAI(api_key="sk-fake-upstream") as fake:
         config = tmp_path / "gateway.yaml"
         config.write_text((ROOT / "examples" / "quickstart" / "gateway.yaml").read_text()
                           .replace("http://127.0.0.1:8081/v1", fake.base_url))
         port = free_port()
         proc = aigw_guarded(["serve", "-f", str(config), "--port", str(port), "--ops-port", "0"],
-                            forbidden=LEDGER_ONLY)
+                            forbidden=(*LEDGER_ONLY, *UNUSED))
         base = f"http://127.0.0.1:{port}"
         auth = {"authorization": "Bearer sk-aigw-demo"}
         body = {"model": "demo", "messages": [{"role": "user", "content": "hello there"}]}
