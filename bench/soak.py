@@ -35,6 +35,7 @@ GOAL_GROWTH_PCT = 5.0
 # fds are flat when the idle count after the load is the idle count before it (a few kept-alive
 # connections may come or go), and the second half of the load holds no more than the first half did.
 FD_SLACK = 4
+IDLE_WAIT = 40.0  # the upstream pool's keep-alive is 30 s
 
 
 class LoadGen:
@@ -194,8 +195,14 @@ def soak(a: argparse.Namespace, infra: targets.Infra) -> int:
                     gw.headers)]
     samples = _watch(gens, gw.proc.pid, seconds, every, infra.out / "soak.jsonl")
     results = [g.result(60) for g in gens]
+    # Idle again: kept-alive connections (the upstream pool's close after 30 s idle) may take a
+    # while to go; wait for the count to come back, at most IDLE_WAIT seconds.
+    deadline = time.monotonic() + IDLE_WAIT
     time.sleep(3)
     idle_after = _sample(gw.proc.pid)
+    while idle_after["fds_total"] - idle_before["fds_total"] > FD_SLACK and time.monotonic() < deadline:
+        time.sleep(1)
+        idle_after = _sample(gw.proc.pid)
     return _report(a, infra, gw, head, samples, results, idle_before, idle_after, warmup, rate)
 
 
