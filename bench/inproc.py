@@ -96,6 +96,12 @@ async def _main(a: argparse.Namespace, infra: targets.Infra) -> int:
     settings = Settings(port=port, files=(str(config),), redis_url=infra.redis_url, log_level="warning", ops_port=0,
                         state_dir=str(infra.out / "state"))
     app = create_app(settings)
+    try:  # as a serving worker does (gc_tuning.py), when the gateway under test has it
+        from aigw_gateway.gc_tuning import tune_for_serving
+    except ImportError:
+        pass
+    else:
+        tune_for_serving()
     inbox, life = await _lifespan(app)
     state = app.state.gateway if hasattr(app, "state") else None
     deadline = time.monotonic() + 30
