@@ -1,5 +1,6 @@
 """FirstChunkNow: the same messages as Starlette's StreamingResponse, but the head and the first
-chunk are sent before the disconnect listener starts (no event-loop iteration in between)."""
+chunk are sent by the request's own task before the disconnect listener runs (no event-loop
+iteration in between), and a disconnect still stops the relay."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "met
 
 
 async def _chunks(items: list[Any]) -> AsyncIterator[Any]:
+    """Like the relay generators: the first chunk is ready, the next ones come later."""
     for item in items:
-        await asyncio.sleep(0)
         yield item
+        await asyncio.sleep(0)
 
 
 async def _serve(response: StreamingResponse) -> list[tuple[str, Any]]:
@@ -55,3 +57,39 @@ def test_same_messages_as_starlette_with_the_first_chunk_before_the_listener() -
 def test_an_empty_stream_ends_at_once() -> None:
     ours = asyncio.run(_serve(FirstChunkNow(_chunks([]))))
     assert _messages(ours) == [("http.response.start", None), ("http.response.body", b"")]
+
+
+def test_a_disconnect_stops_the_relay_and_ends_the_response_quietly() -> None:
+    relayed: list[int] = []
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            i = 0
+            while True:
+                relayed.append(i)
+                yield b"data: %d\n\n" % i
+                i += 1
+                await asyncio.sleep(0.01)
+        finally:
+            closed.set()
+
+    async def main() -> None:
+        calls = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.05)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        await asyncio.wait_for(FirstChunkNow(endless())(SCOPE, receive, send), 5)  # returns, no CancelledError
+        await asyncio.wait_for(closed.wait(), 5)
+        assert calls == 1
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    asyncio.run(main())
+    assert 2 <= len(relayed) < 50

@@ -1,43 +1,47 @@
-"""A streamed response whose first chunk leaves in the request's own task.
+"""A streamed response relayed by the request's own task.
 
-Starlette's StreamingResponse (under uvicorn, ASGI spec 2.3) starts a task group: one task
-relays the body, the request's task listens for a disconnect. The relay task only runs in the
-event loop's next iteration, so the first chunk, which the executor already holds (a stream is
-committed to a target only once a chunk with substance arrived), waited for every other ready
-callback of the current iteration: under load, a large part of the time to first token the
-gateway added. Here the head and the first chunk are sent at once; the rest is relayed as
-before, with the disconnect listener. A client that left during that first write is noticed by
-the listener right after it (uvicorn drops writes to a closed connection).
+Starlette's StreamingResponse (under uvicorn, ASGI spec 2.3) starts a task group: a new task
+relays the body while the request's task listens for a disconnect. The relay task only runs in
+the event loop's next iteration, so the first chunk, which the executor already holds (a stream
+is committed to a target only once a chunk with substance arrived), waited for every other ready
+callback of the current iteration: under load, part of the time to first token the gateway
+added. Here the roles are swapped: the request's task sends the head and relays the body at
+once, and a second task listens; a disconnect cancels the relay exactly as before (the relay
+generator sees the cancellation, the response ends without an error).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 
 class FirstChunkNow(StreamingResponse):
-    _head_sent = False
-    _ended = False
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        self._head_sent = True
-        chunk = await anext(self.body_iterator, None)  # type: ignore[call-overload]
-        if chunk is None:
-            self._ended = True
-        elif chunk:
-            await send({"type": "http.response.body", "body": _bytes(chunk, self.charset), "more_body": True})
-        await super().__call__(scope, receive, send)
+        spec = scope.get("asgi", {}).get("spec_version", "2.0")
+        if scope["type"] != "http" or tuple(map(int, spec.split("."))) >= (2, 4):
+            await super().__call__(scope, receive, send)  # no listener needed: send raises on a disconnect
+            return
+        relay = asyncio.current_task()
+        assert relay is not None
+        gone = False
 
-    async def stream_response(self, send: Send) -> None:
-        if not self._head_sent:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if not self._ended:
-            async for chunk in self.body_iterator:
-                await send({"type": "http.response.body", "body": _bytes(chunk, self.charset), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        async def listen() -> None:
+            nonlocal gone
+            await self.listen_for_disconnect(receive)
+            gone = True
+            relay.cancel()
 
-
-def _bytes(chunk: str | bytes | memoryview, charset: str) -> bytes | memoryview:
-    return chunk.encode(charset) if isinstance(chunk, str) else chunk
+        listener = asyncio.get_running_loop().create_task(listen())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            relay.uncancel()  # the client left: the relay stops, the request ends normally
+        finally:
+            listener.cancel()
+        if self.background is not None:
+            await self.background()
