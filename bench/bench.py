@@ -4,6 +4,8 @@
     bench/run [--quick | --smoke] [--targets direct,bare,aigw,litellm] [--workers N] [--repeats R]
     bench/run --soak SECONDS [--workers N]
     bench/run --profile SECONDS
+    bench/run --rss SECONDS
+    bench/run --inproc N [--stream] [--cprofile]
 
 Starts the fake upstream and a real Redis (CPU 0), then the targets (CPU 1; CPUs 0-1 with
 --workers 2): the bare pass-through, aigw with a realistic config, and LiteLLM's proxy when it is
@@ -45,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--smoke", action="store_true", help="1 s per test, direct+bare+aigw: for CI, not for numbers")
     mode.add_argument("--soak", type=float, metavar="SECONDS",
                       help="soak aigw at 70%% of its max throughput (20%% streams) for SECONDS; see soak.py")
+    mode.add_argument("--rss", type=float, metavar="SECONDS",
+                      help="aigw's RSS per worker idle, under SECONDS of plain and of stream load, and after; see rss.py")
+    mode.add_argument("--inproc", type=int, metavar="N",
+                      help="N chat requests through aigw's ASGI app in process: its CPU per request; see inproc.py")
     mode.add_argument("--profile", type=float, metavar="SECONDS",
                       help="py-spy aigw under load for SECONDS, print CPU per request by stage (profile_stages.py)")
     ap.add_argument("--targets", help=f"comma list from {','.join(targets.ALL_TARGETS)} "
@@ -61,10 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="closed-loop load generator (auto: wrk when installed)")
     ap.add_argument("--with-litellm", action="store_true",
                     help="pip install litellm[proxy] into .bench-venv/litellm if missing, and bench it")
+    ap.add_argument("--stream", action="store_true", help="--inproc: streamed requests")
+    ap.add_argument("--cprofile", action="store_true", help="--inproc: under cProfile, print the top functions")
+    ap.add_argument("--top", type=int, default=45, help="--inproc --cprofile: how many functions to print")
     ap.add_argument("--out", help="output folder (default .bench-out/<time>-<mode>)")
     a = ap.parse_args(argv)
     a.mode = ("smoke" if a.smoke else "quick" if a.quick else "soak" if a.soak is not None
-              else "profile" if a.profile is not None else "full")
+              else "profile" if a.profile is not None else "rss" if a.rss is not None
+              else "inproc" if a.inproc is not None else "full")
     for k, v in MODES[a.mode if a.mode in MODES else "full"].items():
         if getattr(a, k, None) is None:
             setattr(a, k, v)
@@ -229,12 +239,20 @@ def main(argv: list[str] | None = None) -> int:
         with Supervisor(out) as sup:
             infra = targets.Infra(sup=sup, out=out, python=sys.executable, workers=a.workers, layout=layout)
             targets.start_upstream(infra)
-            if a.mode in ("soak", "profile") or {"aigw", "aigw-ledger"} & set(a.target_list):
+            if a.mode in ("soak", "profile", "rss", "inproc") or {"aigw", "aigw-ledger"} & set(a.target_list):
                 targets.start_redis(infra)
             if a.mode == "soak":
                 import soak
 
                 return soak.soak(a, infra)
+            if a.mode == "inproc":
+                import inproc
+
+                return inproc.inproc(a, infra)
+            if a.mode == "rss":
+                import rss
+
+                return rss.probe(a, infra)
             if a.mode == "profile":
                 import profile_stages
 

@@ -39,6 +39,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("upstream (adapter + HTTP client)", ("aigw_gateway/upstream.py", "aigw_gateway/providers/", "aiohttp/",
                                          "httpx/", "httpcore/", "httpx_aiohttp/")),
     ("routing", ("aigw_gateway/routing/",)),
+    ("passthrough (same-protocol body + answer)", ("aigw_gateway/passthrough/",)),
     ("metrics + stats", ("aigw_gateway/telemetry/", "prometheus_client/", "Call.finish")),
     ("tracing (OTel spans)", ("opentelemetry/",)),
     ("response (render + write)", ("aigw_gateway/ingress/", "starlette/responses.py", "RequestResponseCycle.send",

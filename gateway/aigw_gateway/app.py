@@ -18,6 +18,7 @@ from . import http_limits
 from .api import anthropic, gemini, health, internal, models, openai, routes, usage_history
 from .api import responses as responses_api
 from .config_source import DirSource, FileSource
+from .gc_tuning import tune_for_serving
 from .errors import GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
 from .ledger.service import gateway_ledger
 from .logs import configure_logging
@@ -151,4 +152,6 @@ def app_from_env() -> ASGIApp:
     settings = settings_from_json(os.environ[SETTINGS_ENV])
     configure_logging(settings.log_level)
     http_limits.configure(http_limits_of(settings))
-    return create_app(settings)
+    app = create_app(settings)
+    tune_for_serving()  # a serving worker: see gc_tuning.py
+    return app

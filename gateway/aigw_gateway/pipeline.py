@@ -34,6 +34,7 @@ from .limits.estimate import completion_allowance, estimate_prompt_tokens
 from .routing.executor import AttemptLog, Completed, Streaming
 from .runtime import Runtime
 from .state import GatewayState
+from .streaming.first_chunk import FirstChunkNow
 from .telemetry.tracing import current_trace_id
 from .upstream import TRANSPORT_ERRORS, map_transport_error
 
@@ -440,7 +441,7 @@ async def _relay(stream: Streaming, encoder: StreamEncoder, call: Call, guard=No
         await stream.close()
 
 
-class _RelayResponse(StreamingResponse):
+class _RelayResponse(FirstChunkNow):
     """A streamed answer whose reservation is settled however the response ends: also when the
     client went away before the relay generator ever started (its `finally` then never runs)."""
 

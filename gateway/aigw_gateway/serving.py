@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 
 from . import http_limits
+from .gc_tuning import tune_for_serving
 from .settings import SETTINGS_ENV, Settings, settings_to_json
 
 log = logging.getLogger("aigw")
@@ -63,6 +64,7 @@ def serve(settings: Settings, *, keep_alive: float) -> int:
 
         http_limits.configure(http_limits_of(settings))
         config = uvicorn.Config(create_app(settings), **config_kwargs)
+        tune_for_serving()  # see gc_tuning.py
     sockets = [config.bind_socket()]
     if settings.ops_port:
         try:

@@ -46,6 +46,11 @@ def test_smoke_run_starts_measures_prints_and_cleans_up(tmp_path: Path) -> None:
     gateway = next(s for s in summaries if s["label"] == "aigw")
     assert gateway["peak_rss_per_process_mb"] > 0
     assert "aigw /metrics: aigw_requests_total" in proc.stdout
+    # Issue 15's goals, each with its verdict.
+    for goal in ("aigw req/s c=32 vs bare", "CPU per request c=32", "added p50 @300 req/s", "added p99 @300 req/s",
+                 "stream time to first token added p50", "peak RSS per worker"):
+        line = next(line for line in lines if line.startswith(f"- {goal}: "))
+        assert line.endswith((" holds", " MISSED")), line
 
     # It stopped every process it started.
     started = [json.loads(line) for line in (out / "processes.jsonl").read_text().splitlines()]
@@ -61,8 +66,10 @@ def test_short_soak_samples_and_reports(tmp_path: Path) -> None:
     proc = subprocess.run([str(ROOT / "bench" / "run"), "--soak", "6", "--out", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=150, check=False)
     assert "aigw soak: 6 s at" in proc.stdout, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
-    for row in ("| RSS per worker (MB) |", "| open fds (all processes) |", "- requests: ", "- memory flat"):
+    for row in ("| RSS per worker (MB) |", "| open fds (all processes) |", "- requests: "):
         assert row in proc.stdout
+    goals = [line for line in proc.stdout.splitlines() if line.startswith(("- RSS growth", "- errors:", "- fds flat"))]
+    assert len(goals) == 3 and all(g.endswith((" holds", " MISSED")) for g in goals), goals
     samples = [json.loads(line) for line in (out / "soak.jsonl").read_text().splitlines()]
     assert len(samples) >= 3 and all(s["rss_mb_worker_max"] > 0 and s["fds_total"] > 0 for s in samples)
     assert samples[-1]["plain_ok"] > 0 and samples[-1]["stream_ok"] > 0

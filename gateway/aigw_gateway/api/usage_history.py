@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from ..auth import authenticate
 from ..errors import InvalidRequest, LedgerUnavailable
-from ..ledger.db import DB_ERRORS
 from ..ledger.history import GROUPS, MAX_SPAN, parse_time, usage_history
 from .common import state_of
 
@@ -42,6 +41,8 @@ async def history(request: Request) -> Response:
     if db is None:
         raise LedgerUnavailable("this gateway has no usage ledger (start it with --ledger-url)")
     identity = runtime.config.gateway
+    from ..ledger.db import DB_ERRORS  # loaded with the ledger: psycopg only when a ledger URL is set
+
     try:
         data = await usage_history(db, identity.namespace, identity.name, tenant.name, start, end, group_by)
     except DB_ERRORS:

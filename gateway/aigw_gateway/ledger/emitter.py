@@ -13,13 +13,16 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
 from ..limits.store import StreamAppend
-from .db import LedgerDB
 from .event import UsageEvent, stream_key
 from .writer import Backoff, WriterStats
+
+if TYPE_CHECKING:
+    from .db import LedgerDB  # psycopg: imported only when a ledger URL is set
 
 log = logging.getLogger("aigw.ledger")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .db import LedgerDB
+if TYPE_CHECKING:
+    from .db import LedgerDB
 
 GROUPS = {"day": "date_trunc('day', ts AT TIME ZONE 'UTC')", "route": "route", "model": "model"}
 MAX_SPAN = timedelta(days=800)

@@ -15,13 +15,13 @@ from prometheus_client import Gauge
 
 from aigw_config.report import LedgerReport, LedgerWriterReport
 
-from .db import DB_ERRORS, LedgerDB
 from .event import stream_key
 from .health import HEARTBEAT_INTERVAL, heartbeat_key, writer_report
 from .writer import StreamWriter
 
 if TYPE_CHECKING:
     from ..state import GatewayState
+    from .db import LedgerDB
 
 log = logging.getLogger("aigw.ledger")
 
@@ -61,6 +61,7 @@ async def _stream_writer(state: GatewayState, url: str) -> None:
     while state.limits_url is None or state.redis.client is None or state.holder.current is None:
         await asyncio.sleep(0.2)
     settings = state.settings
+    from .db import LedgerDB  # psycopg: only with a ledger URL
     # The shared client's socket timeout is 1 s: a blocking read must return well before it.
     writer = StreamWriter(lambda: state.redis.client, LedgerDB(url), stream_key(*_identity(state)),
                           retention_days=settings.ledger_retention_days, block_ms=250)
@@ -109,6 +110,8 @@ async def _probe_direct(state: GatewayState, db: LedgerDB) -> None:
     health = state.ledger.stats.postgres
     if state.limits_url is not None or db.busy or not health.due_for_probe(HEARTBEAT_INTERVAL):
         return
+    from .db import DB_ERRORS  # psycopg's: loaded with the ledger URL already
+
     try:
         await db.ping()
         health.succeeded()
@@ -138,6 +141,8 @@ async def gateway_ledger(state: GatewayState) -> AsyncIterator[None]:
     if not url:
         yield
         return
+    from .db import LedgerDB  # psycopg: only with a ledger URL
+
     direct_db = LedgerDB(url)  # used only while there is no Redis: the queue feeds PostgreSQL directly
     state.ledger_reads = LedgerDB(url)
     redis_client = lambda: state.redis.client if state.limits_url is not None else None  # noqa: E731

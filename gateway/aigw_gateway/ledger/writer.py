@@ -17,13 +17,16 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from .db import DB_ERRORS, LedgerDB
 from .event import GROUP, BadEntry, UsageEvent, event_from_fields
 from .health import HEARTBEAT_INTERVAL, HEARTBEAT_TTL_PERIODS, PostgresHealth, heartbeat_fields, heartbeat_key
+
+if TYPE_CHECKING:
+    from .db import LedgerDB  # psycopg: imported only when a ledger URL is set
 
 log = logging.getLogger("aigw.ledger")
 
@@ -64,6 +67,7 @@ class WriterStats:
 async def insert_until_committed(db: LedgerDB, events: Sequence[UsageEvent], stats: WriterStats,
                                  stop: asyncio.Event | None = None) -> bool:
     """Insert with retries (backoff) until committed; False only when stopped first."""
+    from .db import DB_ERRORS  # loaded by then: `db` is a LedgerDB
     backoff = Backoff()
     while True:
         try:
@@ -214,6 +218,7 @@ class StreamWriter:
                 await asyncio.sleep(delay)
 
     async def _retention(self) -> None:
+        from .db import DB_ERRORS  # loaded by then: `self.db` is a LedgerDB
         while not self.stop.is_set():
             try:
                 deleted = await self.db.delete_older_than(self.retention_days)
@@ -230,6 +235,7 @@ class StreamWriter:
     async def _heartbeat(self) -> None:
         """Publish the writer's health every interval (see health.py); probe PostgreSQL when
         nothing else touched it for an interval (an idle writer notices an outage too)."""
+        from .db import DB_ERRORS  # loaded by then: `self.db` is a LedgerDB
         key = heartbeat_key(self.stream)
         ttl = max(int(self.heartbeat_interval * HEARTBEAT_TTL_PERIODS), 1)
         while not self.stop.is_set():

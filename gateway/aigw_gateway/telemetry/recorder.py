@@ -20,16 +20,16 @@ class Recorder:
     def attempt(self, route: RouteConfig, target: TargetConfig, provider_type: str, seconds: float,
                 error_code: str | None, operation: str) -> None:
         self.stats.attempt(route.name, target.credential, target.model, seconds * 1000, error_code is not None)
-        metrics.OPERATION_DURATION.labels(operation, provider_type, target.model, error_code or "").observe(seconds)
+        metrics.operation_duration_of(operation, provider_type, target.model, error_code or "").observe(seconds)
 
     def first_token(self, target: TargetConfig, provider_type: str, seconds: float) -> None:
-        metrics.TIME_TO_FIRST_TOKEN.labels("chat", provider_type, target.model).observe(seconds)
+        metrics.first_token_of("chat", provider_type, target.model).observe(seconds)
 
     def request(self, *, route: str, target: str, tenant: str, status: int, seconds: float,
                 fallbacks: int = 0, retries: int = 0, retried_target: str = "", failed: bool = False) -> None:
-        metrics.REQUESTS.labels(route, target, tenant, str(status)).inc()
+        metrics.requests_of(route, target, tenant, str(status)).inc()
         if route != "-":
-            metrics.REQUEST_DURATION.labels(route, target).observe(seconds)
+            metrics.request_duration_of(route, target).observe(seconds)
             stats = self.stats.route(route)
             stats.series.add(self.stats.clock(), seconds * 1000, failed)
             stats.fallbacks += fallbacks
@@ -47,14 +47,14 @@ class Recorder:
             return
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
-        metrics.TOKEN_USAGE.labels(operation, provider_type, model, "input").observe(prompt)
-        metrics.TOKEN_USAGE.labels(operation, provider_type, model, "output").observe(completion)
+        metrics.token_usage_of(operation, provider_type, model, "input").observe(prompt)
+        metrics.token_usage_of(operation, provider_type, model, "output").observe(completion)
         stats = self.stats.tenant(tenant)
         stats.prompt_tokens += prompt
         stats.completion_tokens += completion
         if cost_usd:
             stats.cost_usd += cost_usd
-            metrics.COST.labels(tenant, route).inc(cost_usd)
+            metrics.cost_of(tenant, route).inc(cost_usd)
 
     def cache(self, route: str, result: str, saved_usd: float) -> None:
         """A cache lookup's outcome (hit or miss) for the pod report; metrics count it where it happens."""

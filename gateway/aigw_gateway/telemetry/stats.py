@@ -7,7 +7,7 @@ report is read, from a bounded ring of recent samples.
 from __future__ import annotations
 
 import time
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 
 from aigw_config.report import RouteReport, TargetReport, TenantReport
@@ -23,21 +23,43 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return round(sorted_values[index], 3)
 
 
-@dataclass
 class Series:
-    total: int = 0
-    errors: int = 0
-    samples: deque = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))  # (t, latency_ms, error)
+    """Counters and a ring of the last MAX_SAMPLES (time, latency, error) samples, kept in typed
+    arrays: 17 bytes a sample instead of a tuple of two floats (about 110 bytes). At saturation a
+    route and each of its targets hold a full ring, so this is megabytes per worker with a few
+    routes under load; the arrays grow with use, so an idle route costs next to nothing."""
+
+    __slots__ = ("total", "errors", "_at", "_ms", "_error", "_next")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.errors = 0
+        self._at = array("d")
+        self._ms = array("d")
+        self._error = bytearray()
+        self._next = 0  # where the next sample goes once the ring is full
 
     def add(self, now: float, latency_ms: float, error: bool) -> None:
         self.total += 1
         self.errors += error
-        self.samples.append((now, latency_ms, error))
+        if len(self._at) < MAX_SAMPLES:
+            self._at.append(now)
+            self._ms.append(latency_ms)
+            self._error.append(error)
+            return
+        i = self._next
+        self._at[i], self._ms[i], self._error[i] = now, latency_ms, error
+        self._next = i + 1 if i + 1 < MAX_SAMPLES else 0
+
+    def __len__(self) -> int:
+        return len(self._at)
 
     def window(self, now: float, seconds: float) -> tuple[int, int, float | None, float | None]:
-        recent = [s for s in self.samples if now - s[0] <= seconds]
-        latencies = sorted(s[1] for s in recent if not s[2])
-        return len(recent), sum(1 for s in recent if s[2]), _percentile(latencies, 0.5), _percentile(latencies, 0.95)
+        since = now - seconds
+        recent = [i for i, at in enumerate(self._at) if at >= since]
+        latencies = sorted(self._ms[i] for i in recent if not self._error[i])
+        errors = sum(self._error[i] for i in recent)
+        return len(recent), errors, _percentile(latencies, 0.5), _percentile(latencies, 0.95)
 
 
 @dataclass
