@@ -85,8 +85,11 @@ class UpstreamClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: it must be bound to the running loop
             connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300)
+            # no cookie jar: one session serves every tenant, so a provider's Set-Cookie must not
+            # be stored and sent on later requests (of another tenant)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
-                                                  skip_auto_headers=("User-Agent",))
+                                                  skip_auto_headers=("User-Agent",),
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
