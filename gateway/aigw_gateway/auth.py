@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 
 from aigw_config.config import TenantConfig
 
@@ -30,4 +31,20 @@ def authenticate(runtime: Runtime, headers: Headers) -> TenantConfig:
     tenant = runtime.tenant_for_key(key)
     if tenant is None:
         raise AuthenticationFailed("invalid API key")
+    return tenant
+
+
+_SCOPE_KEY = "aigw.tenant"
+
+
+def authenticate_request(runtime: Runtime, request: Request) -> TenantConfig:
+    """`authenticate` once per request: the body reader authenticates before reading, and the
+    flow reuses its answer (the same runtime, so the same key table) instead of hashing the key
+    again. A failure is not remembered: it raises every time."""
+    scope = request.scope
+    done = scope.get(_SCOPE_KEY)
+    if done is not None and done[0] is runtime:
+        return done[1]
+    tenant = authenticate(runtime, request.headers)
+    scope[_SCOPE_KEY] = (runtime, tenant)
     return tenant

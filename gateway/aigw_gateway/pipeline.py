@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from aigw_config.config import RouteConfig, TargetConfig, TenantConfig
 
 from .cache import serve as cached
-from .auth import authenticate
+from .auth import authenticate_request
 from .errors import BudgetExceeded, GatewayError, InvalidRequest, ModelNotFound, PermissionDenied, RateLimitExceeded
 from .ingress.base import Ingress, StreamEncoder
 from .ledger import UsageEvent, api_of
@@ -281,7 +281,7 @@ async def chat(state: GatewayState, request: Request, ingress: Ingress, body: di
     call = _call(state, request, "chat")
     try:
         runtime = state.runtime()
-        call.tenant = authenticate(runtime, request.headers)
+        call.tenant = authenticate_request(runtime, request)
         canonical = ingress.parse_request(body, model=model, stream=stream)
         check_reservation_bounds(canonical, ingress.name, body)
         requested_model: str = canonical["model"]
@@ -343,7 +343,7 @@ async def embeddings(state: GatewayState, request: Request, body: dict[str, Any]
     call = _call(state, request, "embeddings")
     try:
         runtime = state.runtime()
-        call.tenant = authenticate(runtime, request.headers)
+        call.tenant = authenticate_request(runtime, request)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequest("'model' is required and must be a string", param="model")

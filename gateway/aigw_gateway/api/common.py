@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from ..auth import authenticate
+from ..auth import authenticate_request
 from ..errors import InvalidJSON, InvalidRequest, RequestTooLarge
 from ..state import GatewayState
 
@@ -54,7 +54,7 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
 async def read_json_body(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
     """The body's bytes and its JSON object (passthrough forwards the bytes); authenticates first."""
     runtime = state_of(request).runtime()
-    authenticate(runtime, request.headers)
+    authenticate_request(runtime, request)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:

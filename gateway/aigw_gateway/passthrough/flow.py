@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .. import pipeline
-from ..auth import authenticate
+from ..auth import authenticate_request
 from ..cache import native as cached
 from ..errors import GatewayError, InvalidRequest
 from ..limits import format_usd
@@ -79,7 +79,7 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
     call.stream = stream
     try:
         runtime = state.runtime()
-        call.tenant = authenticate(runtime, request.headers)
+        call.tenant = authenticate_request(runtime, request)
         if validate is not None:
             validate(body)
         check_reservation_bounds(body, api.name, body)  # the client's own field names
@@ -206,7 +206,7 @@ async def count_tokens(state, request: Request, api: NativeApi, raw: bytes, body
     call = _call(state, request, "count_tokens")
     try:
         runtime = state.runtime()
-        call.tenant = authenticate(runtime, request.headers)
+        call.tenant = authenticate_request(runtime, request)
         call.route = resolve_route(runtime, call.tenant, model)
         native = _request(call, request, api, "count_tokens", raw, body, model, False)
         _guard_input(call, runtime, api, native)
@@ -232,7 +232,7 @@ async def embeddings(state, request: Request, api: NativeApi, raw: bytes, body: 
     call = _call(state, request, "embeddings")
     try:
         runtime = state.runtime()
-        call.tenant = authenticate(runtime, request.headers)
+        call.tenant = authenticate_request(runtime, request)
         call.route = resolve_route(runtime, call.tenant, model)
         native = _request(call, request, api, "embeddings", raw, body, model, False, action)
         native.native = lambda provider: pick(native, provider)

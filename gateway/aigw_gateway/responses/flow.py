@@ -25,7 +25,7 @@ from starlette.responses import Response, StreamingResponse
 
 from aigw_config.config import RouteConfig, TenantConfig
 
-from ..auth import authenticate
+from ..auth import authenticate, authenticate_request
 from ..cache import responses as cached
 from ..cache import serve as cache_serve
 from ..errors import GatewayError, InvalidRequest, NotFound
@@ -93,7 +93,7 @@ async def create(state: GatewayState, request: Request, body: dict[str, Any]) ->
     call = _call(state, request, "chat")
     try:
         runtime = state.runtime()
-        call.tenant = tenant = authenticate(runtime, request.headers)
+        call.tenant = tenant = authenticate_request(runtime, request)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequest("'model' is required and must be a string", param="model")
