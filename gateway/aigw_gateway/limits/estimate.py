@@ -38,44 +38,39 @@ def _json_chars(value: Any) -> int:
     """About how many characters `value` takes as JSON, walked without serialising it."""
     total = 0
     stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        item = stack.pop()
+        item = pop()
         if isinstance(item, str):
             total += len(item) + 3  # quotes and a separator
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict):
             for key, sub in item.items():
                 total += len(key) + 3
-                stack.append(sub)
+                push(sub)
             total += 2
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+            extend(item)
             total += 2
         else:
             total += 5  # numbers, booleans, null
     return total
 
 
-def _content_tokens(content: Any) -> int:
-    if content is None:
-        return 0
-    if isinstance(content, str):
-        return text_tokens(content)
-    if isinstance(content, list):
-        total = 0
-        for part in content:
-            if not isinstance(part, Mapping):
-                total += text_tokens(part) if isinstance(part, str) else 1
-                continue
-            kind = part.get("type")
-            if kind == "text" or (kind is None and "text" in part):
-                text = part.get("text")
-                total += text_tokens(text) if isinstance(text, str) else 0
-            elif kind in ("image_url", "image"):
-                total += IMAGE_PART_TOKENS
-            else:
-                total += OTHER_PART_TOKENS
-        return total
-    return (_json_chars(content) + 3) >> 2
+def _parts_tokens(content: list[Any]) -> int:
+    total = 0
+    for part in content:
+        if not isinstance(part, dict):
+            total += text_tokens(part) if isinstance(part, str) else 1
+            continue
+        kind = part.get("type")
+        if kind == "text" or (kind is None and "text" in part):
+            text = part.get("text")
+            total += text_tokens(text) if isinstance(text, str) else 0
+        elif kind == "image_url" or kind == "image":
+            total += IMAGE_PART_TOKENS
+        else:
+            total += OTHER_PART_TOKENS
+    return total
 
 
 def _tool_calls_tokens(tool_calls: Any) -> int:
@@ -83,8 +78,8 @@ def _tool_calls_tokens(tool_calls: Any) -> int:
         return 0
     total = 0
     for call in tool_calls:
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if isinstance(function, Mapping):
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
             name, arguments = function.get("name"), function.get("arguments")
             total += MESSAGE_OVERHEAD
             total += text_tokens(name) if isinstance(name, str) else 0
@@ -93,14 +88,22 @@ def _tool_calls_tokens(tool_calls: Any) -> int:
 
 
 def estimate_prompt_tokens(request: Mapping[str, Any]) -> int:
-    """Estimated prompt tokens of a canonical chat request."""
+    """Estimated prompt tokens of a canonical chat request: one pass over the messages; bodies
+    are parsed JSON, so `dict` and `list` are the only containers checked for."""
     total = REPLY_PRIMING
     messages = request.get("messages")
     if isinstance(messages, list):
         for message in messages:
-            if not isinstance(message, Mapping):
+            if not isinstance(message, dict):
                 continue
-            total += MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
+            total += MESSAGE_OVERHEAD
+            content = message.get("content")
+            if isinstance(content, str):  # the common case, inlined
+                total += (len(content) + 3) >> 2 if content.isascii() else (len(content.encode("utf-8")) + 2) // 3
+            elif isinstance(content, list):
+                total += _parts_tokens(content)
+            elif content is not None:
+                total += (_json_chars(content) + 3) >> 2
             name = message.get("name")
             if isinstance(name, str):
                 total += text_tokens(name)

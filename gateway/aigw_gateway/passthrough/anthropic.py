@@ -166,9 +166,13 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return total
 
 
-def estimate(body: dict[str, Any], default_max_tokens: int) -> int:
+def allowance(body: dict[str, Any], default_max_tokens: int) -> int:
     cap = body.get("max_tokens")
-    return prompt_tokens(body) + (cap if type(cap) is int and cap > 0 else default_max_tokens)
+    return cap if type(cap) is int and cap > 0 else default_max_tokens
+
+
+def estimate(body: dict[str, Any], default_max_tokens: int) -> int:
+    return prompt_tokens(body) + allowance(body, default_max_tokens)
 
 
 # --- the stream ---------------------------------------------------------------------------------
@@ -277,5 +281,5 @@ class AnthropicTap:
 API = NativeApi(
     name="anthropic", providers=PROVIDERS, ingress=INGRESS, adapter=AnthropicNative,
     request_slots=request_slots, answer_slots=answer_slots, usage_of=usage_of, map_model=map_model,
-    estimate=estimate, prompt_tokens=prompt_tokens, count_body=lambda n: {"input_tokens": n},
+    estimate=estimate, prompt_tokens=prompt_tokens, allowance=allowance, count_body=lambda n: {"input_tokens": n},
 )

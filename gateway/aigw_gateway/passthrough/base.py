@@ -46,6 +46,7 @@ class NativeApi:
     map_model: Callable[[dict[str, Any], str], bool]
     estimate: Callable[[dict[str, Any], int], int]  # tokens to reserve
     prompt_tokens: Callable[[dict[str, Any]], int]  # the gateway's count estimate
+    allowance: Callable[[dict[str, Any], int], int]  # estimate = prompt_tokens + allowance (one walk of the body)
     count_body: Callable[[int], dict[str, Any]]  # a count_tokens answer
 
 

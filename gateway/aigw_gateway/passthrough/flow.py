@@ -86,7 +86,8 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         call.route = resolve_route(runtime, call.tenant, model)
         # The prompt part apart: a client that leaves mid-stream is charged the reservation, prompt
         # at the input price and the rest at the output price (as on the translated path).
-        await call.admit(api.estimate(body, runtime.config.settings.max_tokens_estimate), api.prompt_tokens(body))
+        prompt = api.prompt_tokens(body)  # walked once: the estimate is the prompt plus the allowance
+        await call.admit(prompt + api.allowance(body, runtime.config.settings.max_tokens_estimate), prompt)
         limit_headers = call.limit_headers()
         native = _request(call, request, api, "chat", raw, body, model, stream)
         _guard_input(call, runtime, api, native)

@@ -230,12 +230,16 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return total
 
 
-def estimate(body: dict[str, Any], default_max_tokens: int) -> int:
+def allowance(body: dict[str, Any], default_max_tokens: int) -> int:
     config = _get(body, "generationConfig", "generation_config") or {}
     cap = _get(config, "maxOutputTokens", "max_output_tokens")
     count = _get(config, "candidateCount", "candidate_count")
     cap = cap if type(cap) is int and cap > 0 else default_max_tokens
-    return prompt_tokens(body) + cap * (count if type(count) is int and count > 0 else 1)
+    return cap * (count if type(count) is int and count > 0 else 1)
+
+
+def estimate(body: dict[str, Any], default_max_tokens: int) -> int:
+    return prompt_tokens(body) + allowance(body, default_max_tokens)
 
 
 def embeddings_estimate(body: dict[str, Any], _default: int) -> int:
@@ -341,5 +345,5 @@ class GeminiTap:
 API = NativeApi(
     name="gemini", providers=PROVIDERS, ingress=INGRESS, adapter=adapter,
     request_slots=request_slots, answer_slots=answer_slots, usage_of=usage_of, map_model=map_model,
-    estimate=estimate, prompt_tokens=prompt_tokens, count_body=lambda n: {"totalTokens": n},
+    estimate=estimate, prompt_tokens=prompt_tokens, allowance=allowance, count_body=lambda n: {"totalTokens": n},
 )

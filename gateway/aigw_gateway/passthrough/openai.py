@@ -18,7 +18,7 @@ from aigw_config.config import ProviderConfig
 
 from ..errors import GatewayError, UpstreamBadResponse
 from ..ingress.openai import INGRESS
-from ..limits.estimate import estimate_chat_tokens, estimate_prompt_tokens
+from ..limits.estimate import completion_allowance, estimate_chat_tokens, estimate_prompt_tokens
 from ..providers.base import UpstreamRequest
 from ..providers.openai import OpenAIAdapter, _upstream_message
 from ..errors import upstream_status_error
@@ -189,5 +189,5 @@ class OpenAITap:
 API = NativeApi(
     name="openai", providers=PROVIDERS, ingress=INGRESS, adapter=OpenAINative,
     request_slots=request_slots, answer_slots=answer_slots, usage_of=usage_of, map_model=map_model,
-    estimate=estimate_chat_tokens, prompt_tokens=estimate_prompt_tokens, count_body=lambda n: {"prompt_tokens": n},
+    estimate=estimate_chat_tokens, prompt_tokens=estimate_prompt_tokens, allowance=completion_allowance, count_body=lambda n: {"prompt_tokens": n},
 )
