@@ -36,23 +36,36 @@ class UpstreamResponse:
     """An upstream answer whose body is read within `limit` bytes, counted after decompression
     (aiohttp inflates in bounded pieces, so a gzip bomb is cut off at the limit, not in memory)."""
 
-    __slots__ = ("status", "headers", "_resp", "limit")
+    __slots__ = ("status", "_headers", "_resp", "limit")
 
     def __init__(self, resp: aiohttp.ClientResponse, limit: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self._resp = resp
         self.limit = limit
         self.status = resp.status
-        self.headers = {k.lower(): v for k, v in resp.headers.items()}
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The answer's headers, lower-cased (built when first asked: most answers never are)."""
+        if self._headers is None:
+            self._headers = {k.lower(): v for k, v in self._resp.headers.items()}
+        return self._headers
 
     async def read(self) -> bytes:
         content, limit = self._resp.content, self.limit
-        parts: list[bytes] = []
-        size = 0
         try:
+            chunk = await content.readany()
+            size = len(chunk)
+            if size > limit:
+                self._resp.close()  # not back to the pool with an unread body
+                raise too_large(limit)
+            if content.at_eof():  # the usual small answer: all of it in one piece, no second read
+                return chunk
+            parts = [chunk]
             while chunk := await content.readany():
                 size += len(chunk)
                 if size > limit:
-                    self._resp.close()  # not back to the pool with an unread body
+                    self._resp.close()
                     raise too_large(limit)
                 parts.append(chunk)
         finally:
@@ -77,6 +90,40 @@ class UpstreamResponse:
         self._resp.close()
 
 
+class _Request(aiohttp.ClientRequest):
+    """aiohttp's request without a User-Agent of its own. The session's `skip_auto_headers`
+    did the same by building and copying two header multidicts per request."""
+
+    def update_auto_headers(self, skip_auto_headers: object) -> None:
+        headers = self.headers
+        for name, value in self.DEFAULT_HEADERS.items():
+            if name not in headers:
+                headers[name] = value
+
+
+_TIMEOUTS: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+_URLS: dict[str, URL] = {}
+_MAX_URLS = 1024  # distinct upstream URLs kept parsed (a few per target); cleared when full
+
+
+def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    timeout = _TIMEOUTS.get((connect, read))
+    if timeout is None:  # immutable: one per distinct pair (routes' timeouts are few)
+        if len(_TIMEOUTS) >= 256:
+            _TIMEOUTS.clear()
+        timeout = _TIMEOUTS[(connect, read)] = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+    return timeout
+
+
+def _url(url: str) -> URL:
+    parsed = _URLS.get(url)
+    if parsed is None:  # yarl URLs are immutable
+        if len(_URLS) >= _MAX_URLS:
+            _URLS.clear()
+        parsed = _URLS[url] = URL(url, encoded=True)
+    return parsed
+
+
 class UpstreamClient:
     def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
         self._session = session
@@ -88,17 +135,16 @@ class UpstreamClient:
             # no cookie jar: one session serves every tenant, so a provider's Set-Cookie must not
             # be stored and sent on later requests (of another tenant)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
-                                                  skip_auto_headers=("User-Agent",),
+                                                  request_class=_Request,
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def send(self, request: UpstreamRequest, *, connect_timeout: float, read_timeout: float,
                    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> UpstreamResponse:
         """Send and wait for the response head; aiohttp errors propagate (see `map_transport_error`)."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         resp = await self.session.request(
-            request.method, URL(request.url, encoded=True), headers=request.headers, data=request.content,
-            timeout=timeout, allow_redirects=False,
+            request.method, _url(request.url), headers=request.headers, data=request.content,
+            timeout=_timeout(connect_timeout, read_timeout), allow_redirects=False,
         )
         return UpstreamResponse(resp, max_bytes)
 

@@ -38,3 +38,4 @@ stringData: {{apiKey: {KEY_B}}}
     assert r.status_code == 200, r.text
     _, second = fake_openai.wait_for_requests(2)
     assert "cookie" not in second.headers, second.headers.get("cookie")
+    assert "aiohttp" not in second.headers.get("user-agent", ""), second.headers  # no client UA of its own
