@@ -25,6 +25,7 @@ from ..limits.bounds import check_reservation_bounds
 from ..pipeline import Call, _call, resolve_route
 from ..routing.executor import Completed, Streaming
 from ..upstream import TRANSPORT_ERRORS, map_transport_error
+from .answer import JsonBytes
 from .base import Answer, NativeApi, NativeRequest, Piece, filter_slots, scan_slots
 from .headers import forwarded
 
@@ -119,7 +120,7 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         if stored:
             cached.save_later(state.response_cache, call, result.provider, stored, False, cost)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
-        return Response(out, media_type="application/json", headers=headers)
+        return JsonBytes(out, headers)
     headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
     if getattr(result.translator, "client_format", False):
         body_iter = _relay(result, call, api, model)
