@@ -36,9 +36,27 @@ ESTIMATE_HEADER = "x-aigw-token-count"
 
 def serves_natively(runtime, api: NativeApi, model: str) -> bool:
     """A route with a target speaking the client's API (with or without a response cache: its
-    entries are then the provider's own bytes, cache/native.py)."""
-    route = runtime.routes_by_model.get(model)
-    return route is not None and any(runtime.providers[t.credential].provider in api.providers for t in route.targets)
+    entries are then the provider's own bytes, cache/native.py). A set lookup: the model names
+    of each API are worked out once per loaded config."""
+    return model in _native_models(runtime, api)
+
+
+_native: tuple[Any, dict[str, frozenset[str]]] = (None, {})  # (the runtime, API name -> its native models)
+
+
+def _native_models(runtime, api: NativeApi) -> frozenset[str]:
+    global _native
+    held, by_api = _native
+    if held is not runtime:  # a new config (or another app in this process): start over
+        by_api = {}
+        _native = (runtime, by_api)
+    models = by_api.get(api.name)
+    if models is None:
+        providers = runtime.providers
+        models = by_api[api.name] = frozenset(
+            name for name, route in runtime.routes_by_model.items()
+            if any(providers[t.credential].provider in api.providers for t in route.targets))
+    return models
 
 
 def _guard_input(call: Call, runtime, api: NativeApi, native: NativeRequest) -> None:
