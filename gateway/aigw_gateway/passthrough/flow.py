@@ -160,7 +160,7 @@ async def _from_cache(call: Call, api: NativeApi, native: NativeRequest, raw: by
     out = _answer_bytes(call, api, answer, native.model)
     await call.settle()
     call.finish(200)
-    return Response(out, media_type="application/json", headers=headers)
+    return JsonBytes(out, headers)
 
 
 async def _relay(stream: Streaming, call: Call, api: NativeApi, model: str) -> AsyncIterator[bytes]:
@@ -239,7 +239,7 @@ async def count_tokens(state, request: Request, api: NativeApi, raw: bytes, body
         call.finish(err.status_code)
         raise
     call.finish(200)
-    return Response(out, media_type="application/json", headers={**call.headers(), **extra})
+    return JsonBytes(out, {**call.headers(), **extra})
 
 
 async def embeddings(state, request: Request, api: NativeApi, raw: bytes, body: dict[str, Any], *, model: str,
@@ -273,4 +273,4 @@ async def embeddings(state, request: Request, api: NativeApi, raw: bytes, body: 
     cost = await call.settle()
     call.finish(200)
     headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
-    return Response(out, media_type="application/json", headers=headers)
+    return JsonBytes(out, headers)
