@@ -6,9 +6,9 @@ Plain ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouche
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -20,6 +20,15 @@ log = logging.getLogger("aigw.request")
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ID_HEADERS = (b"x-request-id", b"x-aigw-request-id")
+
+
+def new_request_id() -> str:
+    """`req_` and the hex of a random (version 4, RFC 4122) UUID: `uuid.uuid4().hex` without
+    building the UUID object (a third of the cost)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return "req_" + b.hex()
 
 
 def request_id_of(scope: Scope) -> str:
@@ -74,7 +83,7 @@ class RequestContextMiddleware:
                 break
         # The gateway's own id is the request's key everywhere (logs, error bodies, the usage
         # ledger's primary key); a client's id is only echoed, so a reused one drops nothing.
-        request_id = "req_" + uuid.uuid4().hex
+        request_id = new_request_id()
         client_id = incoming if incoming and _VALID_ID.match(incoming) else None
         state = scope.setdefault("state", {})
         state["request_id"] = request_id

@@ -25,6 +25,7 @@ from ..limits.bounds import check_reservation_bounds
 from ..pipeline import Call, _call, resolve_route
 from ..routing.executor import Completed, Streaming
 from ..upstream import TRANSPORT_ERRORS, map_transport_error
+from .answer import JsonBytes
 from .base import Answer, NativeApi, NativeRequest, Piece, filter_slots, scan_slots
 from .headers import forwarded
 
@@ -35,9 +36,27 @@ ESTIMATE_HEADER = "x-aigw-token-count"
 
 def serves_natively(runtime, api: NativeApi, model: str) -> bool:
     """A route with a target speaking the client's API (with or without a response cache: its
-    entries are then the provider's own bytes, cache/native.py)."""
-    route = runtime.routes_by_model.get(model)
-    return route is not None and any(runtime.providers[t.credential].provider in api.providers for t in route.targets)
+    entries are then the provider's own bytes, cache/native.py). A set lookup: the model names
+    of each API are worked out once per loaded config."""
+    return model in _native_models(runtime, api)
+
+
+_native: tuple[Any, dict[str, frozenset[str]]] = (None, {})  # (the runtime, API name -> its native models)
+
+
+def _native_models(runtime, api: NativeApi) -> frozenset[str]:
+    global _native
+    held, by_api = _native
+    if held is not runtime:  # a new config (or another app in this process): start over
+        by_api = {}
+        _native = (runtime, by_api)
+    models = by_api.get(api.name)
+    if models is None:
+        providers = runtime.providers
+        models = by_api[api.name] = frozenset(
+            name for name, route in runtime.routes_by_model.items()
+            if any(providers[t.credential].provider in api.providers for t in route.targets))
+    return models
 
 
 def _guard_input(call: Call, runtime, api: NativeApi, native: NativeRequest) -> None:
@@ -120,7 +139,7 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         if stored:
             cached.save_later(state.response_cache, call, result.provider, stored, False, cost)
         headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
-        return Response(out, media_type="application/json", headers=headers)
+        return JsonBytes(out, headers)
     headers = {**call.headers(), **limit_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
     if getattr(result.translator, "client_format", False):
         body_iter = _relay(result, call, api, model)
@@ -142,7 +161,7 @@ async def _from_cache(call: Call, api: NativeApi, native: NativeRequest, raw: by
     out = _answer_bytes(call, api, answer, native.model)
     await call.settle()
     call.finish(200)
-    return Response(out, media_type="application/json", headers=headers)
+    return JsonBytes(out, headers)
 
 
 async def _relay(stream: Streaming, call: Call, api: NativeApi, model: str) -> AsyncIterator[bytes]:
@@ -221,7 +240,7 @@ async def count_tokens(state, request: Request, api: NativeApi, raw: bytes, body
         call.finish(err.status_code)
         raise
     call.finish(200)
-    return Response(out, media_type="application/json", headers={**call.headers(), **extra})
+    return JsonBytes(out, {**call.headers(), **extra})
 
 
 async def embeddings(state, request: Request, api: NativeApi, raw: bytes, body: dict[str, Any], *, model: str,
@@ -255,4 +274,4 @@ async def embeddings(state, request: Request, api: NativeApi, raw: bytes, body: 
     cost = await call.settle()
     call.finish(200)
     headers = {**call.headers(), **limit_headers, "x-aigw-cost-usd": format_usd(cost)}
-    return Response(out, media_type="application/json", headers=headers)
+    return JsonBytes(out, headers)

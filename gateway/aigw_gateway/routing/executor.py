@@ -35,6 +35,7 @@ from ..upstream import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, map_t
 from ..telemetry.tracing import tracer
 from ..wire import UnsupportedField, fit, rules_for
 from ..wire.canonical import client_param
+from .deadline import AttemptDeadline
 from .health import HealthRegistry
 from .strategies import order_targets
 
@@ -281,13 +282,14 @@ class Executor:
         label = _label(target)
         timeouts = route.timeouts
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeouts.request_seconds
+        now = loop.time()
         head = True
         try:
-            async with asyncio.timeout(min(timeouts.first_byte_seconds, timeouts.request_seconds)) as budget:
+            async with AttemptDeadline(loop, now + min(timeouts.first_byte_seconds, timeouts.request_seconds),
+                                       now + timeouts.request_seconds) as budget:
                 resp = await self._send(upstream, route)
                 head = False
-                budget.reschedule(deadline)
+                budget.head_arrived()
                 body = await resp.read()
         except TRANSPORT_ERRORS as exc:
             if head and isinstance(exc, TimeoutError):
