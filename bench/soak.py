@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,7 +31,9 @@ from procs import cmdline, open_fds, process_tree, rss_kb, taskset
 
 BENCH = Path(__file__).resolve().parent
 STREAM_SHARE = 0.2
-LOAD_SHARE = 0.7
+# the 70 %; AIGW_SOAK_SHARE=0.5 tells a leak (grows at any load) from an overload (grows
+# only while offered more than the box sustains: the generators share CPU 0 with upstream and Redis)
+LOAD_SHARE = float(os.environ.get("AIGW_SOAK_SHARE", "0.7"))
 GOAL_GROWTH_PCT = 5.0
 # fds are flat when the idle count after the load is the idle count before it (a few kept-alive
 # connections may come or go), and the second half of the load holds no more than the first half did.
