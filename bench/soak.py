@@ -107,6 +107,48 @@ def _sample(root_pid: int) -> dict[str, Any]:
             "processes": len(procs)}
 
 
+def _cpu_ticks() -> dict[str, tuple[int, int]]:
+    """Per CPU of the box: (busy + idle ticks, steal ticks) from /proc/stat; {} where it is absent."""
+    out: dict[str, tuple[int, int]] = {}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3:4].isdigit():
+                    name, *vals = line.split()
+                    ticks = [int(v) for v in vals[:8]]
+                    out[name] = (sum(ticks), ticks[7] if len(ticks) > 7 else 0)
+    except OSError:
+        pass
+    return out
+
+
+def _proc_ticks(root_pid: int) -> int:
+    """User + system ticks of a process tree (the gateway and its workers)."""
+    total = 0
+    for pid in process_tree(root_pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _gateway_durations(url: str) -> tuple[float, float]:
+    """(requests, of which slower than 1 s) as aigw's own duration histogram has them."""
+    import urllib.request
+
+    count = slow_le = 0.0
+    with urllib.request.urlopen(url, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("aigw_request_duration_seconds_count"):
+                count += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("aigw_request_duration_seconds_bucket") and 'le="1.0"' in line:
+                slow_le += float(line.rsplit(" ", 1)[1])
+    return count, count - slow_le
+
+
 def _metrics(url: str) -> dict[str, float]:
     import urllib.request
 
@@ -123,9 +165,16 @@ def _metrics(url: str) -> dict[str, float]:
     return out
 
 
-def _watch(gens: list[LoadGen], gw_pid: int, seconds: float, every: float, path: Path) -> list[dict[str, Any]]:
-    """Sample the gateway and the load generators' progress every `every` s while they run."""
+def _watch(gens: list[LoadGen], gw_pid: int, seconds: float, every: float, path: Path,
+           metrics_url: str | None = None) -> list[dict[str, Any]]:
+    """Sample the gateway and the load generators' progress every `every` s while they run; with
+    each sample the box's view of the interval (steal time per CPU, the gateway's CPU) and the
+    gateway's own (requests it saw take over 1 s), so a stall can be told apart: the box's (steal,
+    an idle gateway), the gateway's (busy or slow by its own clock) or the load generator's."""
     samples: list[dict[str, Any]] = []
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    cpu_prev, gw_prev, t_prev = _cpu_ticks(), _proc_ticks(gw_pid), time.monotonic()
+    dur_prev = _safe_durations(metrics_url)
     t0 = time.monotonic()
     lag = min(1.0, every / 4)  # sample just after the load generators' progress lines
     k = 0
@@ -137,18 +186,56 @@ def _watch(gens: list[LoadGen], gw_pid: int, seconds: float, every: float, path:
             time.sleep(max(0.0, t0 + every * k + lag - time.monotonic()))
             t = time.monotonic() - t0
             s = {"t": round(t, 1), **_sample(gw_pid)}
+            cpu_now, gw_now, t_now = _cpu_ticks(), _proc_ticks(gw_pid), time.monotonic()
+            for name, (total, steal) in cpu_now.items():
+                d_total = total - cpu_prev.get(name, (0, 0))[0]
+                if d_total > 0:
+                    s[f"steal_pct_{name}"] = round(100 * (steal - cpu_prev[name][1]) / d_total, 1)
+            s["gw_cpu_pct"] = round(100 * (gw_now - gw_prev) / hz / max(1e-6, t_now - t_prev), 1)
+            dur_now = _safe_durations(metrics_url)
+            if dur_now is not None and dur_prev is not None:
+                s["gw_requests"] = int(dur_now[0] - dur_prev[0])
+                s["gw_slow_1s"] = int(dur_now[1] - dur_prev[1])
+            cpu_prev, gw_prev, t_prev, dur_prev = cpu_now, gw_now, t_now, dur_now
             for g in gens:
                 s[f"{g.name}_ok"] = g.last.get("ok", 0)
                 s[f"{g.name}_errors"] = g.last.get("errors", 0)
                 s[f"{g.name}_p99_ms"] = g.last.get("lat_p99_ms")
+                s[f"{g.name}_interval_errors"] = g.last.get("interval_errors", 0)
             samples.append(s)
             log.write(json.dumps(s) + "\n")
             log.flush()
             print(f"# t={t:5.0f}s rss/worker {s['rss_mb_worker_max']:.1f} MB (all {s['rss_mb_total']:.1f}) "
                   f"fds {s['fds_total']} ok {s['plain_ok']:,}+{s['stream_ok']:,} errors "
-                  f"{s['plain_errors'] + s['stream_errors']} p99 {s['plain_p99_ms']} / {s['stream_p99_ms']} ms",
+                  f"{s['plain_errors'] + s['stream_errors']} p99 {s['plain_p99_ms']} / {s['stream_p99_ms']} ms; gateway CPU "
+                  f"{s.get('gw_cpu_pct')} %, over 1 s by its clock {s.get('gw_slow_1s', '?')}, steal max "
+                  f"{max((v for k, v in s.items() if k.startswith('steal_pct_')), default=0):g} %",
                   file=sys.stderr, flush=True)
     return samples
+
+
+def _safe_durations(url: str | None) -> tuple[float, float] | None:
+    if not url:
+        return None
+    try:
+        return _gateway_durations(url)
+    except (OSError, ValueError):
+        return None
+
+
+def _stalls(samples: list[dict[str, Any]]) -> list[str]:
+    """One line per interval with client errors or a client p99 over 1 s, with what the box and
+    the gateway saw in it."""
+    out = []
+    for s in samples:
+        errs = s.get("plain_interval_errors", 0) + s.get("stream_interval_errors", 0)
+        p99 = max(s.get("plain_p99_ms") or 0, s.get("stream_p99_ms") or 0)
+        if errs or p99 > 1000:
+            steal = ", ".join(f"{k[10:]} {v:g} %" for k, v in s.items() if k.startswith("steal_pct_"))
+            out.append(f"t={s['t']:.0f} s: client errors {errs}, client p99 {p99:g} ms; gateway CPU "
+                       f"{s.get('gw_cpu_pct', '?')} %, gateway-timed requests over 1 s: {s.get('gw_slow_1s', '?')} "
+                       f"of {s.get('gw_requests', '?')}; steal {steal or '?'}")
+    return out
 
 
 def soak(a: argparse.Namespace, infra: targets.Infra) -> int:
@@ -182,7 +269,7 @@ def soak(a: argparse.Namespace, infra: targets.Infra) -> int:
     gens = [LoadGen("plain", infra, url, plain, common + ["--rate", f"{rate * (1 - STREAM_SHARE):.1f}"], gw.headers),
             LoadGen("stream", infra, url, stream, common + ["--rate", f"{rate * STREAM_SHARE:.1f}", "--stream"],
                     gw.headers)]
-    samples = _watch(gens, gw.proc.pid, seconds, every, infra.out / "soak.jsonl")
+    samples = _watch(gens, gw.proc.pid, seconds, every, infra.out / "soak.jsonl", gw.metrics_url)
     results = [g.result(60) for g in gens]
     # Idle again: kept-alive connections (the upstream pool's close after 30 s idle) may take a
     # while to go; wait for the count to come back, at most IDLE_WAIT seconds.
@@ -254,6 +341,11 @@ def _report(a: argparse.Namespace, infra: targets.Infra, gw: targets.Target, hea
              f"{fd_first} / second half {fd_second} (idle growth ≤ {FD_SLACK}, under load ≤ "
              f"{max(FD_SLACK, int(FD_SLACK_LOADED * fd_first))}) {'holds' if fds_ok else 'MISSED'}"]
 
+    stalls = _stalls(samples)
+    steal = [v for s in after_warmup for k, v in s.items() if k.startswith("steal_pct_")]
+    lines += ["", f"Intervals with client errors or a client p99 over 1 s: {len(stalls)}"
+              + (f" (the box's steal time over the run: max {max(steal):g} % of a CPU in an interval)" if steal else ""),
+              *(f"- {line}" for line in stalls)]
     text = "\n".join(lines)
     (infra.out / "soak.md").write_text(text + "\n")
     print(text, flush=True)

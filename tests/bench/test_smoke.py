@@ -73,5 +73,8 @@ def test_short_soak_samples_and_reports(tmp_path: Path) -> None:
     samples = [json.loads(line) for line in (out / "soak.jsonl").read_text().splitlines()]
     assert len(samples) >= 3 and all(s["rss_mb_worker_max"] > 0 and s["fds_total"] > 0 for s in samples)
     assert samples[-1]["plain_ok"] > 0 and samples[-1]["stream_ok"] > 0
+    # each sample says what the box and the gateway saw, to tell whose a stall is
+    assert all(s["gw_cpu_pct"] >= 0 and s["gw_requests"] >= 0 and "gw_slow_1s" in s for s in samples), samples
+    assert "Intervals with client errors or a client p99 over 1 s: " in proc.stdout
     started = [json.loads(line) for line in (out / "processes.jsonl").read_text().splitlines()]
     assert [p for p in started if _alive(p["pid"])] == []
