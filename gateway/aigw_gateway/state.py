@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
 from .cache.serve import embedder as cached_embedder
 from .cache.service import ResponseCache
 from .cache.store import MemoryStore as CacheMemoryStore
@@ -14,7 +12,7 @@ from .errors import NotReady
 from .guardrails.registry import PolicyRegistry
 from .ledger import LedgerEmitter
 from .limits import Limiter, MemoryStore, RedisStore
-from .redis_link import RedisLink
+from .redis_link import LazyRedis, RedisLink
 from .routing.executor import Executor
 from .routing.health import HealthRegistry
 from .runtime import Runtime, RuntimeHolder
@@ -76,7 +74,7 @@ class GatewayState:
         old = self.response_cache
         embed = cached_embedder(self)
         if url:
-            client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            client = LazyRedis(url, socket_connect_timeout=0.5, socket_timeout=0.5)  # made on first use
             self.response_cache = ResponseCache(CacheRedisStore(client), search_client=client, embed=embed)
         else:
             self.response_cache = ResponseCache(CacheMemoryStore(), embed=embed)
