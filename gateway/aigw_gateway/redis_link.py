@@ -81,13 +81,14 @@ class LazyRedis:
         self._url, self._options = url, options
         self._client: aioredis.Redis | None = None
 
-    def _made(self) -> aioredis.Redis:
+    def make(self) -> aioredis.Redis:
+        """The client, made now if it was not (imports redis-py: best done outside a request)."""
         if self._client is None:
             self._client = redis_py().Redis.from_url(self._url, **self._options)
         return self._client
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._made(), name)
+        return getattr(self.make(), name)
 
     async def aclose(self) -> None:
         if self._client is not None:

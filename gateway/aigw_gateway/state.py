@@ -74,12 +74,21 @@ class GatewayState:
         old = self.response_cache
         embed = cached_embedder(self)
         if url:
-            client = LazyRedis(url, socket_connect_timeout=0.5, socket_timeout=0.5)  # made on first use
+            client = LazyRedis(url, socket_connect_timeout=0.5, socket_timeout=0.5)  # made when a route caches
             self.response_cache = ResponseCache(CacheRedisStore(client), search_client=client, embed=embed)
+            self.prepare_cache()
         else:
             self.response_cache = ResponseCache(CacheMemoryStore(), embed=embed)
         if old.search_client is not None:
             await old.search_client.aclose()
+
+    def prepare_cache(self) -> None:
+        """With a cached route loaded, make the cache's Redis client (importing redis-py) now, at
+        configuration, not within a lookup's few milliseconds."""
+        client, runtime = self.response_cache.search_client, self.holder.current
+        if isinstance(client, LazyRedis) and runtime is not None and any(
+                route.cache is not None and route.cache.mode != "off" for route in runtime.config.routes):
+            client.make()
 
     def start(self, client: UpstreamClient, tracing: bool = False) -> None:
         self.client = client
