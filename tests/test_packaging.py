@@ -39,7 +39,7 @@ GUARD = textwrap.dedent('''
     class Guard:
         def find_spec(self, name, path=None, target=None):
             top = name.split(".")[0]
-            if top in forbidden:
+            if any(name == f or name.startswith(f + ".") for f in forbidden):  # a package and its modules
                 sys.stderr.write(f"FORBIDDEN IMPORT {name}\\n"); sys.stderr.flush(); os._exit(97)
             if top in uninstalled:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
@@ -54,7 +54,8 @@ GUARD = textwrap.dedent('''
 
 def aigw_guarded(args: list[str], *, forbidden: tuple[str, ...] = (), uninstalled: tuple[str, ...] = (),
                  env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[str]:
-    """`aigw ARGS` in a subprocess that exits 97 at the first import of a `forbidden` package."""
+    """`aigw ARGS` in a subprocess that exits 97 at the first import of a `forbidden` package or
+    module (with its submodules: "redis.asyncio" forbids redis.asyncio.client, not redis.exceptions)."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": PYTHONPATH, "AIGW_TEST_FORBIDDEN": ",".join(forbidden),
            "AIGW_TEST_UNINSTALLED": ",".join(uninstalled)}
     popen.setdefault("stdout", subprocess.PIPE)

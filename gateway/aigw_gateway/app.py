@@ -63,6 +63,7 @@ async def _follow_config(state: GatewayState) -> None:
         url = state.settings.redis_url or (runtime.redis_url if runtime else None)
         await state.redis.use(url)
         await state.use_redis(url)
+        state.prepare_cache()  # a route with a cache: its Redis client now, not in a request
         if runtime is not None:
             state.limiter.fail_mode = runtime.config.settings.redis_fail_mode
         await state.limiter.renew_leases()  # concurrency slots of this pod's requests in flight

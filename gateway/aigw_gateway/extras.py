@@ -6,7 +6,7 @@ The bare package holds the contract and `aigw render`; `aigw serve` needs `aigw[
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 
 NEEDS: dict[str, tuple[str, ...]] = {
     "gateway": ("fastapi", "uvicorn", "httpx", "aiohttp", "redis", "prometheus_client", "opentelemetry.sdk"),
@@ -15,11 +15,13 @@ NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def missing_extra(command: str, extra: str) -> str | None:
-    """None when every module of the extra imports; else the one line to print."""
+    """None when every module of the extra is installed; else the one line to print. Found, not
+    imported: a module loads when the config uses it (redis-py's client alone is 7 MB per worker)."""
     for module in NEEDS[extra]:
         try:
-            importlib.import_module(module)
-        except ImportError:
+            if importlib.util.find_spec(module) is None:
+                raise ModuleNotFoundError(module)
+        except (ImportError, ValueError):
             return (f"aigw {command}: the '{extra}' extra is not installed (no module {module!r}); "
                     f"install it with: pip install 'aigw[{extra}]'")
     return None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
 from .cache.serve import embedder as cached_embedder
 from .cache.service import ResponseCache
 from .cache.store import MemoryStore as CacheMemoryStore
@@ -14,7 +12,7 @@ from .errors import NotReady
 from .guardrails.registry import PolicyRegistry
 from .ledger import LedgerEmitter
 from .limits import Limiter, MemoryStore, RedisStore
-from .redis_link import RedisLink
+from .redis_link import LazyRedis, RedisLink
 from .routing.executor import Executor
 from .routing.health import HealthRegistry
 from .runtime import Runtime, RuntimeHolder
@@ -76,12 +74,21 @@ class GatewayState:
         old = self.response_cache
         embed = cached_embedder(self)
         if url:
-            client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            client = LazyRedis(url, socket_connect_timeout=0.5, socket_timeout=0.5)  # made when a route caches
             self.response_cache = ResponseCache(CacheRedisStore(client), search_client=client, embed=embed)
+            self.prepare_cache()
         else:
             self.response_cache = ResponseCache(CacheMemoryStore(), embed=embed)
         if old.search_client is not None:
             await old.search_client.aclose()
+
+    def prepare_cache(self) -> None:
+        """With a cached route loaded, make the cache's Redis client (importing redis-py) now, at
+        configuration, not within a lookup's few milliseconds."""
+        client, runtime = self.response_cache.search_client, self.holder.current
+        if isinstance(client, LazyRedis) and runtime is not None and any(
+                route.cache is not None and route.cache.mode != "off" for route in runtime.config.routes):
+            client.make()
 
     def start(self, client: UpstreamClient, tracing: bool = False) -> None:
         self.client = client

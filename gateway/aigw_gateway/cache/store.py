@@ -77,8 +77,9 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         try:
+            get = self.client.get  # a LazyRedis makes its client here, outside the few ms of the bound
             async with asyncio.timeout(self.timeout):
-                return await self.client.get(key)
+                return await get(key)
         except Exception as exc:  # timeouts, connection errors, a read-only replica: all a bypass
             raise CacheUnavailable(type(exc).__name__) from exc
 

@@ -15,13 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-
 from ..limits.store import StreamAppend
 from .event import UsageEvent, stream_key
 from .writer import Backoff, WriterStats
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis  # a serving gateway imports redis-py only when it uses it
+
     from .db import LedgerDB  # psycopg: imported only when a ledger URL is set
 
 log = logging.getLogger("aigw.ledger")

@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
-
+from ..redis_errors import RedisError, ResponseError
 from .event import GROUP, BadEntry, UsageEvent, event_from_fields
 from .health import HEARTBEAT_INTERVAL, HEARTBEAT_TTL_PERIODS, PostgresHealth, heartbeat_fields, heartbeat_key
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis  # a serving gateway imports redis-py only when it uses it
+
     from .db import LedgerDB  # psycopg: imported only when a ledger URL is set
 
 log = logging.getLogger("aigw.ledger")
@@ -116,7 +116,7 @@ class StreamWriter:
     def client(self) -> aioredis.Redis:
         """The current client (a getter's may be replaced when the configured URL changes)."""
         source = self._client
-        client = source if isinstance(source, aioredis.Redis) else source()
+        client = source() if callable(source) else source  # a client, or a getter of one
         if client is None:
             raise RedisError("no Redis client")
         return client

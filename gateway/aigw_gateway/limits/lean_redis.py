@@ -33,9 +33,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import hiredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from ..redis_errors import ConnectionError as RedisConnectionError
+from ..redis_errors import NoScriptError, ResponseError
+from ..redis_errors import TimeoutError as RedisTimeoutError
 
 _pack = hiredis.pack_command
 

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ClusterDownError, NoScriptError, ReadOnlyError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from ..redis_errors import ConnectionError as RedisConnectionError
+from ..redis_errors import ClusterDownError, NoScriptError, ReadOnlyError, RedisError, redis_py
+from ..redis_errors import TimeoutError as RedisTimeoutError
 
 from .store import AdmitRequest, Counters, Settlement, StoreUnavailable, StreamAppend
 
@@ -112,6 +109,15 @@ _OUTAGES = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownE
 ClientSource = Any  # a redis.asyncio.Redis, a LeanRedis, or a callable returning the current one
 
 
+def _is_cluster(client: Any) -> bool:
+    """A redis-py `RedisCluster`; never asks for redis-py: without its cluster module loaded,
+    no client can be one."""
+    if type(client) is LeanRedis:
+        return False
+    cluster = sys.modules.get("redis.asyncio.cluster")
+    return cluster is not None and isinstance(client, cluster.RedisCluster)
+
+
 def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64, *, lean: bool = True) -> Any:
     """A client fit for the hot path: short timeouts, and one immediate retry on a broken
     connection only (a pooled socket that died with the old server). A timeout is never
@@ -127,6 +133,10 @@ def limits_client(url: str, timeout: float = 0.5, max_connections: int = 64, *, 
     """
     if lean and LeanRedis is not None and LeanRedis.supports(url):
         return LeanRedis.from_url(url, timeout)
+    aioredis = redis_py()  # imported here: a plain URL never needs it
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -214,7 +224,7 @@ class RedisStore:
     ) -> bool:
         keys = (window_key, spend_key, inflight_key or window_key)
         args: tuple = (token_delta, 1 if reserved else 0, window_ttl, spend_nano, spend_ttl, slot)
-        if append is None or isinstance(self.client(), RedisCluster):  # the stream is in another slot
+        if append is None or _is_cluster(self.client()):  # the stream is in another slot
             await self._run(SETTLE_SHA, SETTLE_LUA, keys, args)
             return False
         await self._run(SETTLE_SHA, SETTLE_LUA, (*keys, append.key), (*args, append.maxlen, *append.fields))
@@ -226,7 +236,7 @@ class RedisStore:
         client = self.client()
         if client is None:
             raise StoreUnavailable("no Redis client configured")
-        cluster = type(client) is not LeanRedis and isinstance(client, RedisCluster)
+        cluster = _is_cluster(client)
         commands, appends = [], []
         for s in batch:
             keys = (s.window_key, s.spend_key, s.inflight_key or s.window_key)

@@ -15,9 +15,9 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 
 from ..errors import GatewayError
+from ..redis_errors import RedisError
 
 log = logging.getLogger("aigw.responses")
 
