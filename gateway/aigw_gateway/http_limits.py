@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .http_head_join import HeadJoiner
+
 log = logging.getLogger("aigw.http")
 
 
@@ -74,7 +76,8 @@ def _sweep(loop, connections: set) -> None:
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with head size/count limits and head/body read deadlines."""
+    """uvicorn's httptools protocol with head size/count limits and head/body read deadlines, whose
+    responses send their head with their first body part (http_head_join.py)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -192,7 +195,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._phase, self._deadline_at = _BODY, self.loop.time() + self._limits.body_timeout
         else:
             self._phase = _IDLE
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not previous:  # a new request (an upgrade makes none): its head joins its body
+            cycle.transport = HeadJoiner(self.transport, cycle, self.loop)
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
