@@ -11,24 +11,27 @@ calls `write`, `close` and `is_closing`) and holds the head until whichever come
 - the event loop's next turn (`call_soon`): a head whose body does not follow at once (an SSE
   stream waiting for its first event, a HEAD answer) is delayed by one turn at most.
 
-Writes before the response starts (`100 Continue`) and after the head pass straight through.
+Writes before the response starts (`100 Continue`) and after the head pass straight through. The
+first write that is not the `100 Continue` line is the head: before its response starts, a cycle
+writes nothing else. (Asking the cycle instead would tie it and this object in a reference cycle,
+leaving every request's cycle, scope and body to the garbage collector.)
 """
 
 from __future__ import annotations
 
 import asyncio
 
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _COPY_MAX = 64 * 1024
 """Bodies up to this size are joined to the head by one copy; larger ones go as two buffers of
 one `writelines` (one writev on uvloop, no copy)."""
 
 
 class HeadJoiner:
-    __slots__ = ("transport", "_cycle", "_loop", "_head", "_armed")
+    __slots__ = ("transport", "_loop", "_head", "_armed")
 
-    def __init__(self, transport: asyncio.Transport, cycle, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
-        self._cycle = cycle
         self._loop = loop
         self._head: bytes | None = None
         self._armed = True  # the head is still to come
@@ -41,8 +44,7 @@ class HeadJoiner:
                 self.transport.write(head + data)
             else:
                 self.transport.writelines((head, data))
-        elif self._armed and self._cycle.response_started:
-            # The first write once the response has started is its head.
+        elif self._armed and data != _CONTINUE:
             self._armed = False
             self._head = data
             self._loop.call_soon(self.flush)

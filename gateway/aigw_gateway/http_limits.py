@@ -205,7 +205,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not previous:  # a new request (an upgrade makes none): its head joins its body
-            cycle.transport = HeadJoiner(self.transport, cycle, self.loop)
+            cycle.transport = HeadJoiner(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE

@@ -2,16 +2,19 @@
 for tests/gateway/test_http_head_join.py. Prints its port, then serves until killed.
 
 Each connection's transport counts its writes (the protocol's public path: every byte the
-server sends goes through `transport.write`/`writelines`); `GET /writes` answers the count so far.
+server sends goes through `transport.write`/`writelines`); `GET /writes` answers the count so far. The garbage collector is off: `GET /cycles` answers how
+many request cycles are alive, so one left in a reference cycle shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import sys
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from aigw_gateway import http_limits
 
@@ -57,6 +60,10 @@ async def app(scope, receive, send) -> None:
     path = scope["path"]
     if path == "/writes":
         body = b"%d" % scope["extensions"]["writes"]()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+    elif path == "/cycles":
+        body = b"%d" % sum(isinstance(o, RequestResponseCycle) for o in gc.get_objects())
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
         await send({"type": "http.response.body", "body": body})
     elif path == "/unary":
@@ -105,6 +112,7 @@ async def app(scope, receive, send) -> None:
 
 def main() -> None:
     keep_alive = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    gc.disable()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
