@@ -2,8 +2,9 @@
 for tests/gateway/test_http_head_join.py. Prints its port, then serves until killed.
 
 Each connection's transport counts its writes (the protocol's public path: every byte the
-server sends goes through `transport.write`/`writelines`); `GET /writes` answers the count so far. The garbage collector is off: `GET /cycles` answers how
-many request cycles are alive, so one left in a reference cycle shows.
+server sends goes through `transport.write`/`writelines`); `GET /writes` answers the count so
+far. The garbage collector is off: `GET /cycles` answers how many request cycles are alive, so
+one left in a reference cycle shows.
 """
 
 from __future__ import annotations
