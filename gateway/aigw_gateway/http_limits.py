@@ -17,6 +17,7 @@ are counted only while a head is incomplete. Envoy's and nginx's defaults are th
   request's first byte on a kept-alive connection): 408 (or a silent close when nothing came).
 - A body not complete within `body_timeout` seconds after its head: 408 when no response has
   started, else the connection is closed; the app sees a client disconnect (logged once, 499).
+- uvicorn's keep-alive timeout is a deadline of the same sweep (no timer per answer either).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .http_head_join import HeadJoiner
 
 log = logging.getLogger("aigw.http")
 
@@ -58,7 +61,7 @@ class _HeadRejected(Exception):
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
-_IDLE, _HEAD, _BODY = 0, 1, 2
+_IDLE, _HEAD, _BODY, _KEEP_ALIVE = 0, 1, 2, 3
 SWEEP_SECONDS = 0.5  # deadline precision; one pass over the connections per sweep
 _sweeping: set[int] = set()  # ids of the connection sets a sweep already runs for
 
@@ -74,7 +77,8 @@ def _sweep(loop, connections: set) -> None:
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with head size/count limits and head/body read deadlines."""
+    """uvicorn's httptools protocol with head size/count limits and head/body read deadlines, whose
+    responses send their head with their first body part (http_head_join.py)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -91,6 +95,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _expire(self) -> None:
         phase, self._phase = self._phase, _IDLE
         if self.transport.is_closing():
+            return
+        if phase == _KEEP_ALIVE:
+            self.transport.close()  # uvicorn's timeout_keep_alive_handler
             return
         if phase == _HEAD:
             log.debug("closing a connection whose request head did not arrive in %.0fs", self._limits.header_timeout)
@@ -132,6 +139,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_head:
             self._head_bytes += len(data)
+        if self._phase == _KEEP_ALIVE:
+            self._phase = _IDLE
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -192,8 +201,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._phase, self._deadline_at = _BODY, self.loop.time() + self._limits.body_timeout
         else:
             self._phase = _IDLE
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not previous:  # a new request (an upgrade makes none): its head joins its body
+            cycle.transport = HeadJoiner(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive timeout as a deadline the sweep checks instead of a timer
+        armed per answer and cancelled by the next request (the common case: nothing pipelined,
+        no request under way). An idle connection closes `timeout_keep_alive` to that plus
+        SWEEP_SECONDS after its last answer."""
+        if self.pipeline or self._phase != _IDLE or self.timeout_keep_alive <= 0:
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        self._phase, self._deadline_at = _KEEP_ALIVE, self.loop.time() + self.timeout_keep_alive

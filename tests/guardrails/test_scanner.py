@@ -100,3 +100,63 @@ def test_a_hit_narrowed_past_the_decided_point_waits_for_earlier_hits():
             channel = Channel(detectors, _rewrite(), _raise)
             out = channel.feed(text[:i]) + channel.feed(text[i:j]) + channel.feed(text[j:]) + channel.flush()
             assert out == whole, (i, j)
+
+
+# -- the whole-text gate ------------------------------------------------------------------------
+
+ENTITIES = ["email", "phone", "ssn", "creditCard", "ipAddress", "aadhaar", "pan", "iban"]
+NO_REQUIRED = ["a", "AB", "ABCPE", "WEST", " ", "-", ".", "(", ")", "+", "\n", "é", "İ", "x", "GB", "fe", "<", ">"]
+
+
+def _ungated(detectors, text):
+    """The reference: every detector's `finditer` candidates, validated, selected (no gate, no finder)."""
+    from aigw_gateway.guardrails.scanner import Hit, _select
+
+    hits = []
+    for detector in detectors:
+        if detector.precheck is not None and not detector.precheck(text, 0):
+            continue
+        for m in detector.regex.finditer(text):
+            span = detector.validate(text, m)
+            if span is not None and span[1] > span[0]:
+                hits.append(Hit(span[0], span[1], detector))
+    return [(h.start, h.end, h.detector.name) for h in _select(hits, 0)]
+
+
+def _found(detectors, text):
+    return [(h.start, h.end, h.detector.name) for h in find(detectors, text)]
+
+
+def test_find_with_its_gate_equals_the_ungated_scan():
+    restore = RestoreMap()
+    restore.placeholder("EMAIL", "a@b.co")
+    from aigw_gateway.guardrails.restore import placeholder_detector
+
+    detectors = (*(d for e in ENTITIES for d in pii.builtin_detectors(e, "mask")),
+                 pii.custom_detector("employee-id", r"EMP-\d{6}(?!\d)", "mask", 20), placeholder_detector(restore))
+    rnd = random.Random("gate")
+    with_required = without = 0
+    for i in range(3000):
+        pieces = NO_REQUIRED if i % 3 == 0 else FRAGMENTS + ["EMP-123456", "<EMAIL_1>", "a@b.co"]
+        text = "".join(rnd.choice(pieces) + rnd.choice(["", " "]) for _ in range(rnd.randint(1, 14)))
+        if re.search(r"[0-9@:<]", text):
+            with_required += 1
+        else:
+            without += 1
+        assert _found(detectors, text) == _ungated(detectors, text), text
+        single = detectors[i % len(detectors)]
+        assert _found((single,), text) == _ungated((single,), text), (single.name, text)
+    assert with_required > 1000 and without > 500  # both kinds of text were tried
+
+
+def test_find_skips_a_detector_whose_required_characters_are_absent():
+    # A detector that (wrongly) claims to need "@" shows the gate is applied: its match goes unseen
+    # in a text without "@", and is found again once the text has one.
+    import dataclasses
+
+    ssn = pii.builtin_detectors("ssn", "mask")[0]
+    liar = dataclasses.replace(ssn, requires="@")
+    text = "ssn 078-05-1120 here"
+    assert _found((ssn,), text) == [(4, 15, "ssn")]
+    assert _found((liar,), text) == []
+    assert _found((liar,), text + " @") == [(4, 15, "ssn")]

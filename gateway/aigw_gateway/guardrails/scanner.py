@@ -105,12 +105,46 @@ def _candidates(detector: Detector, text: str, pos: int, final: int, hits: list[
     return resume
 
 
+_GATES: dict[str, re.Pattern[str]] = {}
+
+
+def _gate(chars: str) -> re.Pattern[str]:
+    """The compiled class for a set of required characters, compiled once per set."""
+    gate = _GATES.get(chars)
+    if gate is None:
+        gate = _GATES[chars] = re.compile(f"[{chars}]")
+    return gate
+
+
+def _first(chars: str, text: str) -> int:
+    """Where the first character of the class `[chars]` is in `text`, or -1."""
+    if len(chars) == 1 and chars not in "\\^-[]":
+        return text.find(chars)  # a plain character: str.find is ~30x faster than a regex
+    m = _gate(chars).search(text)
+    return m.start() if m else -1
+
+
 def find(detectors: tuple[Detector, ...], text: str) -> list[Hit]:
-    """Every selected detection in a whole text, in order."""
+    """Every selected detection in a whole text, in order.
+
+    A detector whose required characters (`requires`) the text lacks cannot match, so it is not
+    run: one search per distinct set of required characters (most detectors need a digit), and a
+    text with none of them (most sentences of most prompts) costs those searches only. The digit
+    clusters (finders.py) start at the first digit, so their scan starts there too."""
     hits: list[Hit] = []
     end = len(text)
     ctx = Context(text)
+    first: dict[str, int] = {}
     for detector in detectors:
+        needs = detector.requires
+        if needs is not None:
+            at = first.get(needs)
+            if at is None:
+                at = first[needs] = _first(needs, text)
+                if at > 0 and needs == "0-9":
+                    ctx.base = at
+            if at < 0:
+                continue
         _candidates(detector, text, 0, end, hits, ctx)
     return _select(hits, 0) if hits else hits
 
@@ -129,17 +163,6 @@ def apply(text: str, hits: list[Hit], rewrite: Rewrite, start: int = 0, end: int
             at = hit.end
     out.append(text[at:end])
     return "".join(out)
-
-
-_GATES: dict[str, re.Pattern[str]] = {}
-
-
-def _gate(chars: str) -> re.Pattern[str]:
-    """The compiled class for a set of required characters, compiled once per set."""
-    gate = _GATES.get(chars)
-    if gate is None:
-        gate = _GATES[chars] = re.compile(f"[{chars}]")
-    return gate
 
 
 class Channel:
