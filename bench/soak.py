@@ -5,7 +5,12 @@
 1. Measure aigw's max: closed loop, plain requests (c=32) and streams (c=128), a few seconds each,
    with the Python load generator the soak then uses (it shares CPU 0 with the upstream and Redis).
    The capacity of the mix is 1 / (0.8 / plain_max + 0.2 / stream_max) requests per second.
-2. Open loop at 70 % of that (80 % plain, 20 % streams: two load generators on the infra CPU).
+   Then the mix's open-loop maximum: offered 1.2 × that for a few seconds, what the gateway
+   completes (its own /metrics). Open loop costs the gateway more per request than closed loop
+   (events arrive one per loop turn instead of in batches, a stream's chunks one by one): 70 % of
+   the closed-loop max kept the gateway at 100 % of its core, an overload, not a soak.
+2. Open loop at 70 % of the smaller of the two (80 % plain, 20 % streams: two load generators on
+   the infra CPU).
 3. Every ~10 s: RSS and open file descriptors of every gateway process, and the load
    generators' progress (requests done, errors, interval latency).
 4. RSS at the end of the warm-up (the first 10 % of the run, 10 to 60 s) against the end; errors;
@@ -34,6 +39,7 @@ STREAM_SHARE = 0.2
 # the issue's 70 %; AIGW_SOAK_SHARE=0.5 tells a leak (grows at any load) from an overload (grows
 # only while offered more than the box sustains: the generators share CPU 0 with upstream and Redis)
 LOAD_SHARE = float(os.environ.get("AIGW_SOAK_SHARE", "0.7"))
+OVERLOAD = 1.2  # the open-loop maximum is what the gateway completes when offered this much of the closed-loop one
 GOAL_GROWTH_PCT = 5.0
 # fds are flat when the idle count after the load is the idle count before it (a few kept-alive
 # connections may come or go), and the second half of the load holds no more than the first half did.
@@ -238,10 +244,41 @@ def _stalls(samples: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _open_mix(infra: targets.Infra, gw: targets.Target, plain: Path, stream: Path, rate: float, seconds: float,
+              every: float) -> list[LoadGen]:
+    """The soak's traffic: two open-loop load generators, plain and streams, `rate` req/s in all."""
+    common = ["--mode", "open", "--duration", str(seconds), "--timeout", "10", "--progress", str(every),
+              "--max-inflight", "4000"]
+    url = gw.base_url + "/chat/completions"
+    return [LoadGen("plain", infra, url, plain, common + ["--rate", f"{rate * (1 - STREAM_SHARE):.1f}"], gw.headers),
+            LoadGen("stream", infra, url, stream, common + ["--rate", f"{rate * STREAM_SHARE:.1f}", "--stream"],
+                    gw.headers)]
+
+
+def _open_capacity(infra: targets.Infra, gw: targets.Target, plain: Path, stream: Path, rate: float, seconds: float,
+                   ) -> tuple[float, float]:
+    """(the mix's open-loop maximum: requests per second the gateway completes when offered more
+    than it can take, its CPU share meanwhile): the soak's own traffic at `rate` (above the
+    closed-loop capacity) for `seconds`, counted by the gateway's own /metrics over the middle
+    half. The load generators are stopped after it (the overloaded gateway is not the soak's)."""
+    assert gw.proc is not None and gw.metrics_url is not None
+    hz = os.sysconf("SC_CLK_TCK")
+    gens = _open_mix(infra, gw, plain, stream, rate, seconds, seconds)
+    time.sleep(seconds / 4)
+    t0, c0, n0 = time.monotonic(), _proc_ticks(gw.proc.pid), _gateway_durations(gw.metrics_url)[0]
+    time.sleep(seconds / 2)
+    t1, c1, n1 = time.monotonic(), _proc_ticks(gw.proc.pid), _gateway_durations(gw.metrics_url)[0]
+    for g in gens:
+        g.kill()
+    return (n1 - n0) / max(1e-6, t1 - t0), (c1 - c0) / hz / max(1e-6, t1 - t0)
+
+
 def soak(a: argparse.Namespace, infra: targets.Infra) -> int:
     seconds = float(a.soak)
-    gw = targets.start_target("aigw", infra)
-    assert gw is not None and gw.proc is not None and gw.metrics_url is not None
+    # The maxima are measured on a gateway of their own: the overload leaves a high-water mark in
+    # its RSS and connections behind, which would hide the soak's growth. The soak starts afresh.
+    gw = targets._start_aigw(infra, label="aigw-max")
+    assert gw.proc is not None and gw.metrics_url is not None
     body = json.loads((BENCH / "body_chat.json").read_text())
     plain, stream = infra.out / "plain.json", infra.out / "stream.json"
     plain.write_text(json.dumps(dict(body, model=gateway_config.PLAIN_MODEL)))
@@ -253,22 +290,25 @@ def soak(a: argparse.Namespace, infra: targets.Infra) -> int:
     plain_max = _closed_max(infra, gw, plain, 32, probe, False)
     time.sleep(2)
     stream_max = _closed_max(infra, gw, stream, 128, probe, True)
-    capacity = 1.0 / ((1 - STREAM_SHARE) / plain_max + STREAM_SHARE / stream_max)
+    closed_capacity = 1.0 / ((1 - STREAM_SHARE) / plain_max + STREAM_SHARE / stream_max)
+    time.sleep(2)
+    open_capacity, share = _open_capacity(infra, gw, plain, stream, OVERLOAD * closed_capacity, max(8.0, probe))
+    capacity = min(closed_capacity, open_capacity)
     rate = LOAD_SHARE * capacity
+    infra.sup.stop(gw.proc)
+    gw = targets.start_target("aigw", infra)
+    assert gw is not None and gw.proc is not None and gw.metrics_url is not None
     time.sleep(3)
     idle_before = _sample(gw.proc.pid)
     every = min(10.0, max(1.0, seconds / 20))
     warmup = min(60.0, max(10.0, seconds / 10)) if seconds >= 30 else seconds / 3
     head = (f"aigw soak: {seconds:.0f} s at {rate:,.0f} req/s = {LOAD_SHARE:.0%} of the mix's max {capacity:,.0f} "
-            f"(plain max {plain_max:,.0f} req/s, stream max {stream_max:,.0f} streams/s), {STREAM_SHARE:.0%} streams "
+            f"(open loop: {open_capacity:,.0f} req/s completed when offered {OVERLOAD * closed_capacity:,.0f}, "
+            f"gateway CPU {share:.0%}; closed loop: {closed_capacity:,.0f} from plain max "
+            f"{plain_max:,.0f} req/s, stream max {stream_max:,.0f} streams/s), {STREAM_SHARE:.0%} streams "
             f"(20 chunks 5 ms apart), {a.workers} worker{'s' if a.workers > 1 else ''}; warm-up {warmup:.0f} s")
     print("# " + head, file=sys.stderr, flush=True)
-    common = ["--mode", "open", "--duration", str(seconds), "--timeout", "10", "--progress", str(every),
-              "--max-inflight", "4000"]
-    url = gw.base_url + "/chat/completions"
-    gens = [LoadGen("plain", infra, url, plain, common + ["--rate", f"{rate * (1 - STREAM_SHARE):.1f}"], gw.headers),
-            LoadGen("stream", infra, url, stream, common + ["--rate", f"{rate * STREAM_SHARE:.1f}", "--stream"],
-                    gw.headers)]
+    gens = _open_mix(infra, gw, plain, stream, rate, seconds, every)
     samples = _watch(gens, gw.proc.pid, seconds, every, infra.out / "soak.jsonl", gw.metrics_url)
     results = [g.result(60) for g in gens]
     # Idle again: kept-alive connections (the upstream pool's close after 30 s idle) may take a
