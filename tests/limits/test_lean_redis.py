@@ -4,13 +4,16 @@ a restarted, killed or hung server, and the connection setup (password, database
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from aigw_gateway.limits import limits_client
+from aigw_config.config import TenantConfig
+from aigw_config.kinds import Budget, Limits
+from aigw_gateway.limits import Limiter, RedisStore, limits_client
 from aigw_gateway.limits.lean_redis import LeanRedis
 from aigw_gateway.limits.redis_store import SETTLE_SHA
 from tests.fakes.redis_server import RedisServer
@@ -108,3 +111,59 @@ def test_the_limits_client_is_lean_for_plain_urls_only():
     assert not isinstance(limits_client("unix:///tmp/redis.sock"), LeanRedis)
     assert not isinstance(limits_client("redis://127.0.0.1:6379/0?protocol=3"), LeanRedis)
     assert SETTLE_SHA  # imported: the store's scripts load with the lean client present
+
+
+# uvloop runs the timers that are due before it reads its sockets. On a loop busy for longer than
+# the timeout (a gateway at 100 % of its core), a timer must not fail a call whose reply is already
+# in the socket: a settlement failed that way is usage and spend not recorded although its script
+# ran (seen in the soak when the gateway was overloaded). Redis is made to answer during the busy
+# spell by a BLPOP that blocks the shared connection for 50 ms.
+
+def _on_uvloop(main) -> None:
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+def test_a_reply_that_came_while_the_loop_was_busy_is_not_a_timeout(redis_server: RedisServer, tenant_name: str):
+    """The lean client's watchdog (uvloop reads the socket right after a busy callback, before the
+    next timers, so this holds without the watchdog's unread-bytes check too; that check covers a
+    reply landing between a poll and the timers)."""
+
+    async def main() -> None:
+        client = LeanRedis.from_url(redis_server.url, timeout=0.2)
+        try:
+            assert await client.execute("PING") == b"PONG"
+            call = asyncio.ensure_future(client.execute("BLPOP", f"{tenant_name}:empty", "0.05"))
+            await asyncio.sleep(0.01)  # sent; Redis answers (nil) 40 ms later
+            time.sleep(0.5)  # busy: the reply arrives meanwhile, the watchdog falls due (2.5 x the timeout)
+            assert await asyncio.wait_for(call, 2) is None
+        finally:
+            await client.aclose()
+
+    _on_uvloop(main)
+
+
+def test_settlements_answered_while_the_loop_was_busy_are_recorded(redis_server: RedisServer, tenant_name: str):
+    async def main() -> None:
+        client = LeanRedis.from_url(redis_server.url, timeout=0.2)
+        try:
+            limiter = Limiter(RedisStore(client, op_timeout=0.2), fail_mode="closed")
+            tenant = TenantConfig(name=tenant_name, limits=Limits(requests_per_minute=100, tokens_per_minute=100_000),
+                                  budget=Budget(amount=100))
+            admissions = [await limiter.admit(tenant, 500) for _ in range(5)]
+            blocker = asyncio.ensure_future(client.execute("BLPOP", f"{tenant_name}:empty", "0.05"))
+            for admission in admissions:
+                assert limiter.settle_soon(admission, 100, 50, 0.001)
+            await asyncio.sleep(0.01)  # the batch left behind the BLPOP on the one connection
+            time.sleep(0.5)  # busy past the store's timeout while Redis runs the scripts
+            await asyncio.wait_for(limiter.flush(), 2)
+            assert limiter.settle_failed_total == 0
+            assert await asyncio.wait_for(blocker, 2) is None
+            spend = await client.execute("GET", admissions[0].spend_key)
+            assert int(spend) == 5 * 1_000_000  # 5 x $0.001 in nano-USD: every settlement recorded
+        finally:
+            await client.aclose()
+
+    _on_uvloop(main)

@@ -18,13 +18,14 @@ answered (a socket that died with the old server; never after a timeout: the scr
 run), and reconnection on the next call once Redis is back. Timeouts cost no timer per call: a
 connection whose waiting commands get no reply for `timeout` seconds fails them all with
 `TimeoutError` and is dropped (checked every timeout/4, so a call gives up within 1.25 ×
-`timeout`). `redis://` and `rediss://` URLs with a user, password and database; anything else
+`timeout`; replies already in the socket, unread by a busy loop, are not a timeout). `redis://` and `rediss://` URLs with a user, password and database; anything else
 (unix sockets, URL options) takes redis-py (`limits_client` decides).
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections import deque
@@ -86,10 +87,21 @@ class _Connection(asyncio.Protocol):
     def _watch(self) -> None:
         if self.lost is not None:
             return
-        if self.waiting and time.monotonic() - self.progress >= self.timeout:
+        if self.waiting and time.monotonic() - self.progress >= self.timeout and not self._unread():
             self._abort(RedisTimeoutError(f"Redis answered nothing for {self.timeout:g}s"))
             return
         self._watchdog = self._loop.call_later(self.timeout / 4, self._watch)
+
+    def _unread(self) -> bool:
+        """Whether the socket holds bytes this loop has not read yet. uvloop runs due timers
+        before it polls its sockets: on a loop busy for longer than `timeout` (a gateway at 100 %
+        of its core), the watchdog would fail commands whose replies are already here, and a
+        failed settlement is usage and spend not recorded although the script ran."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        try:
+            return bool(sock is not None and select.select([sock.fileno()], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
 
     def send(self, packed: bytes) -> asyncio.Future:
         if not self.out:  # the first command of this loop turn: all of the turn's go in one write

@@ -247,7 +247,9 @@ class RedisStore:
             commands.append((len(keys), *keys, *args))
             appends.append(append)
         try:
-            async with asyncio.timeout(self.op_timeout):
+            # A LeanRedis bounds its own calls (its watchdog does not fail replies a busy loop has
+            # not read yet; a timer here would, and the scripts would have run unrecorded).
+            async with asyncio.timeout(None if type(client) is LeanRedis else self.op_timeout):
                 replies = await self._pipeline(client, [("EVALSHA", SETTLE_SHA, *c) for c in commands])
                 missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
                 if missing:
