@@ -42,10 +42,12 @@ LOAD_SHARE = float(os.environ.get("AIGW_SOAK_SHARE", "0.7"))
 OVERLOAD = 1.2  # the open-loop maximum is what the gateway completes when offered this much of the closed-loop one
 GOAL_GROWTH_PCT = 5.0
 # fds are flat when the idle count after the load is the idle count before it (a few kept-alive
-# connections may come or go), and the second half of the load holds no more than the first half did.
+# connections may come or go). Under load the count follows the clients' concurrency (open loop:
+# one connection per request in flight, which a latency burst raises), so it is reported, not judged.
 FD_SLACK = 4
-FD_SLACK_LOADED = 0.05  # under load, connections come and go: the second half may hold 5 % more
-IDLE_WAIT = 40.0  # the upstream pool's keep-alive is 30 s
+# The upstream pool closes a connection idle for 30 s, in a sweep that itself runs every 30 s
+# (aiohttp's connector): one may live up to 60 s after its last answer.
+IDLE_WAIT = 75.0
 
 
 class LoadGen:
@@ -336,8 +338,7 @@ def _report(a: argparse.Namespace, infra: targets.Infra, gw: targets.Target, hea
     fds = [s["fds_total"] for s in after_warmup]
     half = max(1, len(after_warmup) // 2)
     fd_first, fd_second = max(fds[:half]), max(fds[half:] or fds[:half])
-    fds_ok = (idle_after["fds_total"] - idle_before["fds_total"] <= FD_SLACK
-              and fd_second - fd_first <= max(FD_SLACK, FD_SLACK_LOADED * fd_first))
+    fds_ok = idle_after["fds_total"] - idle_before["fds_total"] <= FD_SLACK
     errors = sum(int(r.get("errors", 0)) for r in results)
     kinds: dict[str, int] = {}
     for r in results:
@@ -377,9 +378,9 @@ def _report(a: argparse.Namespace, infra: targets.Infra, gw: targets.Target, hea
              "", "Goals (issue 15):",
              f"- RSS growth after warm-up: {growth:+.1f} % (≤ {GOAL_GROWTH_PCT:g} %) {'holds' if mem_ok else 'MISSED'}",
              f"- errors: {errors} (0) {'holds' if errors == 0 else 'MISSED'}",
-             f"- fds flat: idle {idle_before['fds_total']} → {idle_after['fds_total']}, max under load first half "
-             f"{fd_first} / second half {fd_second} (idle growth ≤ {FD_SLACK}, under load ≤ "
-             f"{max(FD_SLACK, int(FD_SLACK_LOADED * fd_first))}) {'holds' if fds_ok else 'MISSED'}"]
+             f"- fds flat: idle {idle_before['fds_total']} → {idle_after['fds_total']} (growth ≤ {FD_SLACK}) "
+             f"{'holds' if fds_ok else 'MISSED'}; under load (the clients' connections, not judged): max "
+             f"{fd_first} in the first half, {fd_second} in the second"]
 
     stalls = _stalls(samples)
     steal = [v for s in after_warmup for k, v in s.items() if k.startswith("steal_pct_")]

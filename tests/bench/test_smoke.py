@@ -64,7 +64,7 @@ def test_short_soak_samples_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "soak-out"
     env = {**os.environ, "PYTHON": sys.executable}
     proc = subprocess.run([str(ROOT / "bench" / "run"), "--soak", "6", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=150, check=False)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert "aigw soak: 6 s at" in proc.stdout, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
     for row in ("| RSS per worker (MB) |", "| open fds (all processes) |", "- requests: "):
         assert row in proc.stdout
