@@ -71,7 +71,6 @@ class RedisLink:
         await self.use(None)
 
 
-
 class LazyRedis:
     """A redis-py client made on first use: stands in for `redis.asyncio.Redis.from_url(url,
     **options)` wherever only method calls reach it (the response cache, used by a route with
