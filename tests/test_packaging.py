@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHONPATH = f"{ROOT / 'gateway'}{os.pathsep}{ROOT / 'operator'}"
 
 # What only the extras bring (import names).
-GATEWAY_ONLY = ("fastapi", "starlette", "uvicorn", "httpx", "aiohttp", "redis", "prometheus_client", "phonenumbers",
+GATEWAY_ONLY = ("fastapi", "starlette", "uvicorn", "httpx", "httptools", "redis", "prometheus_client", "phonenumbers",
                 "opentelemetry")
 OPERATOR_ONLY = ("kopf", "kubernetes")
 

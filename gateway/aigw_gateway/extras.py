@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 NEEDS: dict[str, tuple[str, ...]] = {
-    "gateway": ("fastapi", "uvicorn", "httpx", "aiohttp", "redis", "prometheus_client", "opentelemetry.sdk"),
+    "gateway": ("fastapi", "uvicorn", "httpx", "httptools", "redis", "prometheus_client", "opentelemetry.sdk"),
     "operator": ("kopf", "kubernetes", "httpx"),
 }
 

@@ -1,6 +1,6 @@
 """Fixtures for the Azure OpenAI, Ollama and Bedrock fakes, and helpers that drive an adapter
 against a fake over real HTTP the way the gateway does: through the gateway's own upstream
-client (`aigw_gateway.upstream.UpstreamClient`, aiohttp with URLs sent as built), whose URL handling is
+client (`aigw_gateway.upstream.UpstreamClient`, URLs sent as built), whose URL handling is
 part of what an adapter must get right (it sends a `%3A` in a path as `:`).
 
 Import what you use into a test module (they are not registered in the root conftest)::

@@ -19,8 +19,9 @@ from tests.test_packaging import ROOT, aigw_guarded
 
 LEDGER_ONLY = ("psycopg", "psycopg_binary", "psycopg_pool")
 # OpenTelemetry's metrics SDK (imported by redis-py when installed, never used: lean_imports.py)
-# brings psutil; the gateway itself does not need it.
-UNUSED = ("psutil",)
+# brings psutil; the gateway itself does not need it. aiohttp (with yarl, multidict: several MB)
+# stays out too: the upstream client speaks HTTP/1.1 itself (upstream.py).
+UNUSED = ("psutil", "aiohttp")
 # redis-py's client (the package runs all of them): only a cache, the responses store, the ledger
 # or a URL the lean client does not take need it. `redis.exceptions` alone is allowed.
 REDIS_PY_CLIENT = ("redis.asyncio", "redis.client", "redis.connection", "redis.commands", "redis.cluster")

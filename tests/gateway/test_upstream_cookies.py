@@ -1,7 +1,7 @@
 """A provider's Set-Cookie never reaches another request: the gateway's upstream client keeps no
-cookie jar (one shared aiohttp session serves every tenant, so a stored cookie would be sent on
-the next tenant's request). The fake is addressed as `localhost`: aiohttp's default jar ignores
-cookies from bare IP hosts, which would hide the leak."""
+cookie jar (one shared connection pool serves every tenant, so a stored cookie would be sent on
+the next tenant's request). The fake is addressed as `localhost`: common clients' default jars
+ignore cookies from bare IP hosts, which would hide the leak."""
 
 from __future__ import annotations
 
