@@ -207,6 +207,44 @@ async def test_a_repeated_header_keeps_its_last_value(client):
         await resp.read()
 
 
+async def test_a_non_ascii_header_value_does_not_fail_the_answer(client):
+    """Providers put UTF-8 (or stray Latin-1) in error headers; the answer must still be read."""
+    async with RawUpstream(b"HTTP/1.1 200 OK\r\nx-msg: caf\xc3\xa9\r\nx-raw: caf\xe9\r\ncontent-length: 2\r\n\r\nok") as up:
+        resp = await call(client, up.url())
+        assert isinstance(resp.headers["x-msg"], str) and resp.headers["x-msg"].startswith("caf")
+        assert isinstance(resp.headers["x-raw"], str)
+        assert await resp.read() == b"ok"
+
+
+async def test_large_request_and_response_bodies_arrive_whole(client):
+    """Prompts with images run to megabytes, and so do some answers (embeddings, batches)."""
+    async def echo(conn: RawConnection, request: RawRequest) -> None:
+        await conn.send(response(request.body[::-1]))
+
+    body = os.urandom(8 * PIECE)
+    async with RawUpstream(echo) as up:
+        assert await fetch(client, up.url(), body=body, read_timeout=5.0) == (200, body[::-1])
+        assert up.requests[0].values("content-length") == [str(len(body))]
+
+
+async def test_iter_chunks_yields_each_piece_as_it_arrives(client):
+    """Time to first token: a stream's first event reaches the gateway while the upstream is still
+    writing, not when the body ends."""
+    first_seen = asyncio.Event()
+
+    async def stream(conn: RawConnection, request: RawRequest) -> None:
+        await conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n")
+        await asyncio.wait_for(first_seen.wait(), 3.0)
+        await conn.send(b"9\r\ndata: 2\n\n\r\n0\r\n\r\n")
+
+    async with RawUpstream(stream) as up:
+        resp = await call(client, up.url())
+        chunks = resp.iter_chunks()
+        assert await asyncio.wait_for(anext(chunks), 2.0) == b"data: 1\n\n"
+        first_seen.set()
+        assert b"".join([c async for c in chunks]) == b"data: 2\n\n"
+
+
 CHUNKED = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n"
            b"5\r\nhello\r\n"
            b"6;name=value\r\n world\r\n"  # a chunk extension
@@ -251,9 +289,11 @@ async def test_a_204_or_304_has_no_body_even_without_a_length(client, status):
         assert len(up.connections) == 1
 
 
-async def test_an_informational_100_continue_before_the_answer_is_skipped(client):
-    """Some servers send `100 Continue` unasked; the answer is the final status after it."""
-    async with RawUpstream(b"HTTP/1.1 100 Continue\r\n\r\n" + response(b"final", "201 Created")) as up:
+@pytest.mark.parametrize("informational", [b"HTTP/1.1 100 Continue\r\n\r\n",
+                                           b"HTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n"])
+async def test_an_informational_answer_before_the_final_one_is_skipped(client, informational):
+    """Some servers send `100 Continue` unasked (or 103 hints); the answer is the final status after it."""
+    async with RawUpstream(informational + response(b"final", "201 Created")) as up:
         assert await fetch(client, up.url()) == (201, b"final")
         assert await fetch(client, up.url()) == (201, b"final")
 
@@ -581,7 +621,8 @@ async def test_a_malformed_status_line_fails(client, head):
     b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b",
     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-], ids=["short-content-length", "chunked-without-last-chunk", "bad-chunk-size"])
+    b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 5\r\n\r\nhello",
+], ids=["short-content-length", "chunked-without-last-chunk", "bad-chunk-size", "corrupt-gzip"])
 async def test_a_body_cut_short_or_misframed_is_an_error(client, answer):
     """A truncated answer must never pass as a complete one (a half JSON, a stream without end)."""
     async def send_then_close(conn: RawConnection, request: RawRequest) -> None:
@@ -592,6 +633,49 @@ async def test_a_body_cut_short_or_misframed_is_an_error(client, answer):
         _, error = await failure(lambda: fetch(client, up.url(), read_timeout=2.0))
         assert isinstance(error, UpstreamError), repr(error)
         assert not isinstance(error, UpstreamTimeout)
+
+
+def _first_then_good(first: bytes):
+    """`first` answers the server's first request, after which the client must drop that connection;
+    every later request gets a good answer."""
+    served: list[RawRequest] = []
+
+    async def answer(conn: RawConnection, request: RawRequest) -> None:
+        served.append(request)
+        if len(served) == 1:
+            await conn.send(first)
+            await conn.wait_peer_closed(3.0)
+        else:
+            conn.write(response(b"good"))
+    return answer
+
+
+async def test_two_different_content_lengths_are_refused(client):
+    """No right length exists: reading either would desynchronise a pooled connection shared by tenants."""
+    answer = _first_then_good(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 5\r\n\r\nokxyz")
+    async with RawUpstream(answer) as up:
+        _, error = await failure(lambda: fetch(client, up.url()))
+        assert isinstance(error, UpstreamError), repr(error)
+        assert await up.connections[0].wait_peer_closed(3.0)
+        assert await fetch(client, up.url()) == (200, b"good")
+
+
+async def test_transfer_encoding_with_a_content_length_is_never_framed_by_the_length(client):
+    """RFC 9112 6.3: Transfer-Encoding overrides Content-Length, or the answer is refused as a
+    smuggling attempt (today); either way the connection is not reused. Framing by the length
+    would leave bytes for the next request."""
+    answer = _first_then_good(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"
+                                     b"2\r\nok\r\n0\r\n\r\n")
+    async with RawUpstream(answer) as up:
+        try:
+            outcome: object = await fetch(client, up.url())
+        except (GatewayError, *TRANSPORT_ERRORS) as exc:
+            outcome = exc if isinstance(exc, GatewayError) else map_transport_error(exc, "t")
+            assert isinstance(outcome, UpstreamError), repr(exc)
+        else:
+            assert outcome == (200, b"ok")
+        assert await up.connections[0].wait_peer_closed(3.0)
+        assert await fetch(client, up.url()) == (200, b"good")
 
 
 # --- 6. connecting and timeouts --------------------------------------------------------------------
