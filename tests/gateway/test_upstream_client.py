@@ -50,7 +50,8 @@ async def client() -> UpstreamClient:
     await c.aclose()
 
 
-def req(url: str, method: str = "POST", body: bytes = b'{"x":1}', headers: dict[str, str] | None = None) -> UpstreamRequest:
+def req(url: str, method: str = "POST", body: bytes = b'{"x":1}',
+        headers: dict[str, str] | None = None) -> UpstreamRequest:
     return UpstreamRequest(method, url, {"content-type": "application/json"} if headers is None else headers, body)
 
 
@@ -116,7 +117,7 @@ async def test_the_path_and_query_go_on_the_wire_exactly_as_built(client):
         assert up.requests[0].request_line == b"POST /model/a%3Ab/invoke?x=1%2F2&y=%7E HTTP/1.1"
 
 
-async def test_host_the_given_headers_and_the_body_are_sent_and_no_user_agent(client):
+async def test_host_headers_and_body_are_sent_as_given_without_a_user_agent(client):
     """Providers authenticate by the given headers; a client User-Agent would leak the gateway's stack."""
     async with RawUpstream() as up:
         body = b'{"model":"m","messages":[]}\x00\xff'
@@ -139,6 +140,16 @@ async def test_the_client_asks_for_gzip_and_deflate(client):
         await fetch(client, up.url())
         (accept,) = up.requests[0].values("accept-encoding")
         assert {e.strip() for e in accept.split(",")} == {"gzip", "deflate"}
+
+
+async def test_a_callers_accept_and_accept_encoding_replace_the_clients(client):
+    """Adapters ask for `accept-encoding: identity` on streams (each SSE event must arrive as sent)
+    and name their `accept`; the client's defaults must not be added beside them."""
+    async with RawUpstream() as up:
+        await fetch(client, up.url(), headers={"accept": "text/event-stream", "accept-encoding": "identity"})
+        got = up.requests[0]
+        assert got.values("accept") == ["text/event-stream"]
+        assert got.values("accept-encoding") == ["identity"]
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
@@ -209,7 +220,8 @@ async def test_a_repeated_header_keeps_its_last_value(client):
 
 async def test_a_non_ascii_header_value_does_not_fail_the_answer(client):
     """Providers put UTF-8 (or stray Latin-1) in error headers; the answer must still be read."""
-    async with RawUpstream(b"HTTP/1.1 200 OK\r\nx-msg: caf\xc3\xa9\r\nx-raw: caf\xe9\r\ncontent-length: 2\r\n\r\nok") as up:
+    answer = b"HTTP/1.1 200 OK\r\nx-msg: caf\xc3\xa9\r\nx-raw: caf\xe9\r\ncontent-length: 2\r\n\r\nok"
+    async with RawUpstream(answer) as up:
         resp = await call(client, up.url())
         assert isinstance(resp.headers["x-msg"], str) and resp.headers["x-msg"].startswith("caf")
         assert isinstance(resp.headers["x-raw"], str)
@@ -743,7 +755,7 @@ async def test_a_body_that_stalls_times_out(client, how):
 
 @pytest.mark.parametrize("how", ["read", "iter_chunks"])
 async def test_the_read_timeout_is_per_read_not_for_the_whole_body(client, how):
-    """A slow but live stream (a token every 100 ms) runs longer than read_timeout in all."""
+    """A slow but live stream (a byte every 100 ms, 1 s in all) outlives a 0.3 s read_timeout."""
     async def trickle(conn: RawConnection, request: RawRequest) -> None:
         await conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
         for i in range(10):
