@@ -419,6 +419,20 @@ async def test_a_stream_read_to_its_end_returns_its_connection(client):
         assert len(up.connections) == 1
 
 
+async def test_pooled_connections_are_kept_per_upstream(client):
+    """One pool serves every target: a request for one upstream must never ride another's connection."""
+    async def echo(conn: RawConnection, request: RawRequest) -> None:
+        conn.write(response(request.body))
+
+    async with RawUpstream(echo) as a, RawUpstream(echo) as b:
+        for i in range(3):
+            assert await fetch(client, a.url(), body=b"a%d" % i) == (200, b"a%d" % i)
+            assert await fetch(client, b.url(), body=b"b%d" % i) == (200, b"b%d" % i)
+        assert [r.body for r in a.requests] == [b"a0", b"a1", b"a2"]
+        assert [r.body for r in b.requests] == [b"b0", b"b1", b"b2"]
+        assert len(a.connections) == len(b.connections) == 1
+
+
 async def test_fifty_concurrent_requests_all_succeed(client):
     """A burst opens connections as needed and every request gets its own answer."""
     async def answer(conn: RawConnection, request: RawRequest) -> None:
@@ -699,6 +713,36 @@ async def test_a_refused_connection_is_unreachable(client):
     exc, error = await failure(lambda: fetch(client, f"http://127.0.0.1:{closed_port()}/v1"))
     assert type(error) is UpstreamConnectError, repr(exc)
     assert loop.time() - started < 2.0
+
+
+async def test_a_connect_that_hangs_times_out_after_connect_timeout(client):
+    """A blackholed upstream (SYNs dropped) is given up after connect_timeout, not read_timeout,
+    as a TimeoutError (the executor makes it a first-byte timeout) mapped to UpstreamTimeout."""
+    loop = asyncio.get_running_loop()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: once its queue is full the kernel drops new SYNs
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(8):  # fill the accept queue until a connect hangs
+                filler = socket.socket()
+                filler.setblocking(False)
+                fillers.append(filler)
+                try:
+                    await asyncio.wait_for(loop.sock_connect(filler, listener.getsockname()), 0.2)
+                except TimeoutError:
+                    break
+            else:
+                pytest.skip("this kernel accepts connections beyond the listen backlog")
+            started = loop.time()
+            exc, error = await failure(lambda: client.send(req(f"http://127.0.0.1:{listener.getsockname()[1]}/"),
+                                                           connect_timeout=0.3, read_timeout=10.0))
+            assert isinstance(exc, TimeoutError), repr(exc)
+            assert isinstance(error, UpstreamTimeout), repr(error)
+            assert 0.25 <= loop.time() - started < 0.3 + SLACK
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 async def test_an_upstream_that_closes_without_answering_fails_fast(client):
