@@ -795,6 +795,7 @@ async def test_a_body_that_stalls_times_out(client, how):
         assert isinstance(exc, TimeoutError), repr(exc)
         assert isinstance(error, UpstreamTimeout)
         assert 0.25 <= loop.time() - started < 0.3 + SLACK
+        await resp.aclose()  # as the executor does after a failed read
 
 
 @pytest.mark.parametrize("how", ["read", "iter_chunks"])
