@@ -139,11 +139,15 @@ class _Target:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UpstreamConnectFailed("the upstream URL is not http(s)://host/...")
+        try:
+            port = parts.port
+        except ValueError:  # a port out of range or not a number
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            raise UpstreamConnectFailed("the upstream URL is not http(s)://host[:port]/...")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
-        self.port = parts.port or (443 if self.tls else 80)
+        self.port = port or (443 if self.tls else 80)
         self.host_header = parts.netloc.rpartition("@")[2]
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.key = (self.tls, self.host, self.port)
