@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from .errors import GatewayError, UpstreamBadResponse, UpstreamConnectError, UpstreamError, UpstreamResponseTooLarge, UpstreamTimeout
 from .providers.base import UpstreamRequest
 from .upstream_conn import (
-    Body, BodyTooLarge, Connection, Head, Inflater, UpstreamConnectFailed, UpstreamConnectTimeout, UpstreamDisconnected,
+    Body, BodyTooLarge, Connection, Head, Inflater, InvalidRequestHeader, UpstreamConnectFailed, UpstreamConnectTimeout, UpstreamDisconnected,
     UpstreamProtocolError, UpstreamTransportError, _expire,
 )
 
@@ -198,7 +198,7 @@ def encode_request(request: UpstreamRequest, target: _Target) -> bytes:
     head = "".join(lines)
     # a CR or LF inside a name or value would split it into a header of its own (header injection)
     if head.count("\n") != len(lines) + 1 or head.count("\r") != len(lines) + 1 or "\0" in head:
-        raise UpstreamProtocolError("a request header contains a line break or NUL")
+        raise InvalidRequestHeader()
     return head.encode() + content if content else head.encode()
 
 
@@ -357,6 +357,8 @@ def map_transport_error(exc: BaseException, target: str) -> GatewayError:
         return UpstreamError(f"upstream {target} closed the connection")
     if isinstance(exc, UpstreamProtocolError):
         return UpstreamBadResponse(f"upstream {target} sent an invalid answer: {exc}")
+    if isinstance(exc, InvalidRequestHeader):
+        return UpstreamError(f"the request to upstream {target} was not sent: a header holds a line break or NUL")
     if isinstance(exc, BodyTooLarge):
         return UpstreamResponseTooLarge(f"the upstream answer of {target} exceeds its route's maxResponseBytes")
     return UpstreamError(f"upstream {target} failed: {type(exc).__name__}")

@@ -50,6 +50,10 @@ class UpstreamProtocolError(UpstreamTransportError):
     """The upstream's bytes are not a valid HTTP/1.1 answer, or its head passed a bound."""
 
 
+class InvalidRequestHeader(UpstreamTransportError):
+    """A request header name or value holds a CR, LF or NUL (it would inject a header): not sent."""
+
+
 class UpstreamReadTimeout(UpstreamTransportError, TimeoutError):
     """Nothing arrived from the upstream within the read timeout."""
 
