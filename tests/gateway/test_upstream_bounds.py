@@ -79,12 +79,7 @@ async def test_a_gzip_bomb_stops_at_max_bytes_fast_and_in_bounded_memory(client,
         started = loop.time()
         with peak_rss_growth() as growth:
             async def attempt() -> None:
-                resp = await call(client, up.url(), max_bytes=PIECE)
-                if how == "read":
-                    await resp.read()
-                else:
-                    async for _ in resp.iter_chunks():
-                        pass
+                await _drain(await call(client, up.url(), max_bytes=PIECE), how)
             exc, _ = await failure(attempt)
         assert isinstance(exc, UpstreamResponseTooLarge), repr(exc)
         assert loop.time() - started < 3.0
@@ -368,13 +363,7 @@ async def test_a_body_that_stalls_times_out(client, how):
         loop = asyncio.get_running_loop()
         started = loop.time()
 
-        async def rest() -> None:
-            if how == "read":
-                await resp.read()
-            else:
-                async for _ in resp.iter_chunks():
-                    pass
-        exc, error = await failure(rest)
+        exc, error = await failure(lambda: _drain(resp, how))
         assert isinstance(exc, TimeoutError), repr(exc)
         assert isinstance(error, UpstreamTimeout)
         assert 0.25 <= loop.time() - started < 0.3 + SLACK
