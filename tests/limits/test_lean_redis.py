@@ -183,9 +183,9 @@ def _poll_blocking(check, seconds: float = 2.0) -> bool:
 
 async def test_a_command_is_written_when_made_and_the_turn_s_others_together(redis_server: RedisServer,
                                                                                  tenant_name: str):
-    """The admit of a request goes to Redis before its caller awaits (Limiter.start_admit overlaps
-    the round trip with the request's own work); the commands made after it in the same loop turn
-    wait for the turn's end and leave in one write, still in order."""
+    """On an idle connection, a request's admit goes to Redis before its caller awaits
+    (Limiter.start_admit overlaps the round trip with the request's own work); commands made while
+    replies are awaited wait for the turn's end and leave in one write, still in order."""
     key = f"{tenant_name}:n"
     client = LeanRedis.from_url(redis_server.url)
     try:

@@ -8,11 +8,11 @@ Why not redis-py: per call, redis-py takes a connection from its pool (a lock an
 builds the command through layers of encoders, awaits its own reader and hands it back; that
 was most of the limiter's ~150 µs per request (admit + settle) measured in bench/redis_path.py.
 Here every command is packed by hiredis in C and written to ONE connection that all requests
-share (Redis answers in order, so a queue of futures pairs replies with callers); a command
-leaves at once when no write went out in the current event-loop turn, the others of that turn
-gather and leave together at its end (so an admit does not wait for a loop turn before it
-travels, and a busy loop still writes at most twice a turn); the replies are parsed by hiredis
-as they arrive. `evalsha_started` sends when called, not when awaited: the caller works while
+share (Redis answers in order, so a queue of futures pairs replies with callers); on an idle
+connection the first command of an event-loop turn leaves at once (an admit does not wait for
+a loop turn before it travels), every other command gathers with the turn's others and they
+leave in one write at its end (under load, while replies are awaited, one write a turn as
+before); the replies are parsed by hiredis as they arrive. `evalsha_started` sends when called, not when awaited: the caller works while
 Redis answers.
 
 It keeps redis-py's contract where RedisStore relies on it: the same exception classes
@@ -110,29 +110,32 @@ class _Connection(asyncio.Protocol):
 
     def send(self, packed: bytes) -> asyncio.Future:
         future = self._loop.create_future()
-        if not self.waiting:
+        idle = not self.waiting
+        if idle:
             self.progress = time.monotonic()
         self.waiting.append(future)
-        self._out(packed)
+        self._out(packed, idle)
         return future
 
     def send_many(self, packed: list[bytes]) -> asyncio.Future:
         future = self._loop.create_future()
-        if not self.waiting:
+        idle = not self.waiting
+        if idle:
             self.progress = time.monotonic()
         self.waiting.append(_Batch(future, len(packed)))
-        self._out(b"".join(packed))
+        self._out(b"".join(packed), idle)
         return future
 
-    def _out(self, data: bytes) -> None:
-        """Write now when nothing went out this loop turn; else with the turn's other commands."""
-        if self._gathering:
-            self.out.append(data)
-            return
-        self._gathering = True
-        self._loop.call_soon(self._flush)
-        if self.transport is not None and self.lost is None:
-            self.transport.write(data)
+    def _out(self, data: bytes, idle: bool) -> None:
+        """On an idle connection, the turn's first command is written now; the others (and every
+        command while replies are awaited: a loaded gateway) leave together at the turn's end."""
+        if not self._gathering:
+            self._gathering = True
+            self._loop.call_soon(self._flush)
+            if idle and self.transport is not None and self.lost is None:
+                self.transport.write(data)
+                return
+        self.out.append(data)
 
     def _flush(self) -> None:
         self._gathering = False
