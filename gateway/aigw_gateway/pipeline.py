@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,17 +113,30 @@ class Call:
         return self.guard.stream_filter(self.restore)
 
     async def admit(self, tokens: int, prompt_tokens: int | None = None) -> None:
+        await self.start_admit(tokens, prompt_tokens)
+
+    def start_admit(self, tokens: int, prompt_tokens: int | None = None) -> Awaitable[None]:
+        """`admit` whose store call leaves now (Limiter.start_admit): await it, always, before
+        anything goes upstream."""
         self.reserved_tokens = tokens
         self.reserved_prompt_tokens = tokens if prompt_tokens is None else prompt_tokens
         try:
-            self.admission = await self.state.limiter.admit(self.tenant, tokens)
+            pending = self.state.limiter.start_admit(self.tenant, tokens)
+        except (RateLimitExceeded, BudgetExceeded) as err:
+            self._throttled(err)
+            raise
+        return self._admitted(pending)
+
+    def _throttled(self, err: RateLimitExceeded | BudgetExceeded) -> None:
+        self.state.recorder.throttled(self.tenant.name, "budget" if isinstance(err, BudgetExceeded) else err.type)
+
+    async def _admitted(self, pending: Awaitable[Admission]) -> None:
+        try:
+            self.admission = await pending
             if self.admission.degraded:  # served without limits: counted where it happens (every worker)
                 self.state.recorder.export_limiter(self.state.limiter)
-        except RateLimitExceeded as err:
-            self.state.recorder.throttled(self.tenant.name, err.type)
-            raise
-        except BudgetExceeded:
-            self.state.recorder.throttled(self.tenant.name, "budget")
+        except (RateLimitExceeded, BudgetExceeded) as err:
+            self._throttled(err)
             raise
 
     async def settle(self, status: int | None = None) -> float:

@@ -92,6 +92,36 @@ def test_rpm_429_is_openai_shaped_with_headers(tmp_path, fake_openai, redis_serv
     assert 1 <= int(r.headers["retry-after"]) <= 60
 
 
+
+def test_limits_refuse_before_a_guardrail_blocks_and_nothing_goes_upstream(tmp_path, fake_openai, redis_server,
+                                                                         start_gateway):
+    """The passthrough runs the input guardrails while the limits' script is on its way to Redis:
+    a request both refused by its limits and blocked by a guardrail is still the limits' 429, and
+    no refused request reaches the provider."""
+    redis_server.flushall()
+    crs = limited_crs(tmp_path, fake_openai, limits="{requestsPerMinute: 1}")
+    text = open(crs).read().replace("  apiKeySecretRefs: [{name: team-a-key}]\n",
+                                    "  apiKeySecretRefs: [{name: team-a-key}]\n  guardrailPolicyRef: pii\n")
+    open(crs, "w").write(text + """---
+apiVersion: aigw.dev/v1alpha1
+kind: GuardrailPolicy
+metadata: {name: pii}
+spec:
+  pii: {action: block, entities: [creditCard]}
+""")
+    gw = start_gateway("-f", crs, "--redis-url", redis_server.url)
+    card = {"role": "user", "content": "my card is 4111 1111 1111 1111"}
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=AUTH, timeout=10,
+                   json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 200, r.text
+    for stream in (False, True):
+        r = httpx.post(gw.url + "/v1/chat/completions", headers=AUTH, timeout=10,
+                       json={"model": "gpt-test", "messages": [card], "stream": stream})
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "rate_limit_exceeded" and "4111" not in r.text
+    assert len(fake_openai.requests) == 1
+
+
 def test_streamed_and_unary_spend_are_equal(tmp_path, fake_openai, redis_server, start_gateway):
     redis_server.flushall()
     gw = start_gateway("-f", limited_crs(tmp_path, fake_openai, budget="{amount: 100, period: monthly}"),

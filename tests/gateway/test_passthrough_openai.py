@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.harness import TENANT_KEY, write_crs
 
@@ -52,6 +53,21 @@ def test_stream_usage_asked_by_the_gateway_is_not_shown(tmp_path, fake_openai, s
                                                 stream=True, stream_options={"include_usage": True})
     usage = [ch.usage for ch in chunks if ch.usage]
     assert len(usage) == 1 and usage[0].prompt_tokens == 3
+
+
+
+def test_a_stream_records_its_attempt_and_first_token(tmp_path, fake_openai, start_gateway):
+    """The executor records a stream's attempt and time to first token once its first chunk is
+    written (not before: the client's first token does not wait for metrics)."""
+    gw = start_gateway("-f", str(write_crs(tmp_path / "crs.yaml", fake_openai.base_url)))
+    for _ in range(2):
+        chunks = client(gw).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "a b"}],
+                                                    stream=True)
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "echo: a b"
+    counts = {s.name: s.value for f in text_string_to_metric_families(httpx.get(gw.ops_url + "/metrics").text)
+              for s in f.samples if s.name.endswith("_count") and s.labels.get("gen_ai_request_model") == "fake"}
+    assert counts.get("gen_ai_server_time_to_first_token_seconds_count") == 2, counts
+    assert counts.get("gen_ai_client_operation_duration_seconds_count") == 2, counts
 
 
 def test_guardrails_on_openai_passthrough(tmp_path, fake_openai, start_gateway):

@@ -167,3 +167,35 @@ def test_settlements_answered_while_the_loop_was_busy_are_recorded(redis_server:
             await client.aclose()
 
     _on_uvloop(main)
+
+
+# --- a command leaves when it is made, not at the next loop turn ------------------------------------
+
+def _poll_blocking(check, seconds: float = 2.0) -> bool:
+    """Poll `check` with the event loop blocked (no callback of the loop can run meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+async def test_a_command_is_written_when_made_and_the_turn_s_others_together(redis_server: RedisServer,
+                                                                                 tenant_name: str):
+    """On an idle connection, a request's admit goes to Redis before its caller awaits
+    (Limiter.start_admit overlaps the round trip with the request's own work); commands made while
+    replies are awaited wait for the turn's end and leave in one write, still in order."""
+    key = f"{tenant_name}:n"
+    client = LeanRedis.from_url(redis_server.url)
+    try:
+        sha = await client.execute("SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])")
+        first = client.evalsha_started(sha.decode(), 1, key)
+        # The loop is blocked: only a write made by evalsha_started itself can reach Redis.
+        assert _poll_blocking(lambda: redis_server.command("GET", key) == b"1"), "the command waited for a loop turn"
+        later = [client.evalsha_started(sha.decode(), 1, key) for _ in range(3)]
+        assert not _poll_blocking(lambda: redis_server.command("GET", key) != b"1", 0.05)  # gathered for the turn's end
+        assert await first == 1
+        assert await asyncio.gather(*later) == [2, 3, 4]
+    finally:
+        await client.aclose()

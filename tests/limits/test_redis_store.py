@@ -157,3 +157,25 @@ async def test_the_store_follows_a_replaceable_client(redis_server: RedisServer,
         assert (await limiter.admit(limited(tenant_name), 10)).requests_used == 1
     finally:
         await current["client"].aclose()
+
+
+
+async def test_an_admission_is_on_its_way_before_it_is_awaited(redis_store: RedisStore, redis_server: RedisServer,
+                                                               tenant_name: str):
+    """Limiter.start_admit sends the admit script at once (the passthrough runs the input
+    guardrails while Redis answers); the admission is the same as an awaited `admit`'s."""
+    limiter = Limiter(redis_store, fail_mode="closed")
+    tenant = limited(tenant_name)
+    await limiter.admit(tenant, 100)  # connected; the script is loaded
+
+    def requests_counted() -> bytes | None:  # over a connection of its own
+        windows = redis_server.command("KEYS", f"*{tenant_name}*w:*")
+        return redis_server.command("HGET", windows[0], "r") if windows else None
+
+    pending = limiter.start_admit(tenant, 100)
+    deadline = time.monotonic() + 2
+    while requests_counted() != b"2" and time.monotonic() < deadline:
+        time.sleep(0.002)  # the event loop is blocked: only a write start_admit made itself counts
+    assert requests_counted() == b"2", "the admit script waited until it was awaited"
+    admission = await pending
+    assert (admission.requests_used, admission.tokens_used) == (2, 200)

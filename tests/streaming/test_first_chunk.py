@@ -49,9 +49,34 @@ def test_same_messages_as_starlette_with_the_first_chunk_before_the_listener() -
     ours = asyncio.run(_serve(FirstChunkNow(_chunks(items), media_type="text/event-stream")))
     theirs = asyncio.run(_serve(StreamingResponse(_chunks(items), media_type="text/event-stream")))
     assert _messages(ours) == _messages(theirs)
-    assert [e[0] for e in ours[:3]] == ["http.response.start", "http.response.body", "receive"]
-    assert ours[1][1] == b"data: 1\n\n"
+    assert [e[0] for e in ours[:2]] == ["http.response.start", "http.response.body"]
+    assert ours[1][1] == b"data: 1\n\n" and ("receive", None) in ours  # the listener came after it
     assert theirs[0][0] == "receive"  # Starlette's relay task starts only after the listener
+
+
+def test_no_task_is_made_before_the_first_chunk_is_sent() -> None:
+    """The listener's task is created at the loop's next turn: nothing but the head and the first
+    chunk's sends lies between the executor's first token and the client's socket."""
+    tasks_at_first_chunk: list[int] = []
+
+    async def main() -> list[tuple[str, Any]]:
+        before = len(asyncio.all_tasks())
+        response = FirstChunkNow(_chunks([b"data: 1\n\n", b"data: 2\n\n"]))
+        original = response.stream_response
+
+        async def stream_response(send):
+            async def counting(message):
+                if message["type"] == "http.response.body" and not tasks_at_first_chunk:
+                    tasks_at_first_chunk.append(len(asyncio.all_tasks()) - before)
+                await send(message)
+            await original(counting)
+
+        response.stream_response = stream_response  # type: ignore[method-assign]
+        return await _serve(response)
+
+    events = asyncio.run(main())
+    assert tasks_at_first_chunk == [0]
+    assert ("receive", None) in events  # and then it listened
 
 
 def test_an_empty_stream_ends_at_once() -> None:

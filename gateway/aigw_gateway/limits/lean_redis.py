@@ -8,8 +8,12 @@ Why not redis-py: per call, redis-py takes a connection from its pool (a lock an
 builds the command through layers of encoders, awaits its own reader and hands it back; that
 was most of the limiter's ~150 µs per request (admit + settle) measured in bench/redis_path.py.
 Here every command is packed by hiredis in C and written to ONE connection that all requests
-share (Redis answers in order, so a queue of futures pairs replies with callers); the writes of
-one event-loop turn leave in one syscall, and the replies are parsed by hiredis as they arrive.
+share (Redis answers in order, so a queue of futures pairs replies with callers); on an idle
+connection the first command of an event-loop turn leaves at once (an admit does not wait for
+a loop turn before it travels), every other command gathers with the turn's others and they
+leave in one write at its end (under load, while replies are awaited, one write a turn as
+before); the replies are parsed by hiredis as they arrive. `evalsha_started` sends when called, not when awaited: the caller works while
+Redis answers.
 
 It keeps redis-py's contract where RedisStore relies on it: the same exception classes
 (`ConnectionError` for a lost or refused connection, `TimeoutError`, `NoScriptError`,
@@ -79,6 +83,7 @@ class _Connection(asyncio.Protocol):
         self.progress = time.monotonic()  # the last reply, or the first command sent when none waited
         self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._gathering = False  # a write went out this loop turn: later commands wait for its end
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -104,28 +109,38 @@ class _Connection(asyncio.Protocol):
             return False
 
     def send(self, packed: bytes) -> asyncio.Future:
-        if not self.out:  # the first command of this loop turn: all of the turn's go in one write
-            self._loop.call_soon(self._flush)
-        self.out.append(packed)
         future = self._loop.create_future()
-        if not self.waiting:
+        idle = not self.waiting
+        if idle:
             self.progress = time.monotonic()
         self.waiting.append(future)
+        self._out(packed, idle)
         return future
 
     def send_many(self, packed: list[bytes]) -> asyncio.Future:
-        if not self.out:
-            self._loop.call_soon(self._flush)
-        self.out.extend(packed)
         future = self._loop.create_future()
-        if not self.waiting:
+        idle = not self.waiting
+        if idle:
             self.progress = time.monotonic()
         self.waiting.append(_Batch(future, len(packed)))
+        self._out(b"".join(packed), idle)
         return future
 
+    def _out(self, data: bytes, idle: bool) -> None:
+        """On an idle connection, the turn's first command is written now; the others (and every
+        command while replies are awaited: a loaded gateway) leave together at the turn's end."""
+        if not self._gathering:
+            self._gathering = True
+            self._loop.call_soon(self._flush)
+            if idle and self.transport is not None and self.lost is None:
+                self.transport.write(data)
+                return
+        self.out.append(data)
+
     def _flush(self) -> None:
+        self._gathering = False
         out, self.out = self.out, []
-        if self.transport is not None and self.lost is None:
+        if out and self.transport is not None and self.lost is None:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def data_received(self, data: bytes) -> None:
@@ -243,12 +258,24 @@ class LeanRedis:
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Coroutine[Any, Any, Any]:
         return self._call(_pack(("EVAL", script, numkeys, *keys_and_args)))
 
+    def evalsha_started(self, sha: str, numkeys: int, *keys_and_args: Any) -> Coroutine[Any, Any, Any]:
+        """`evalsha` whose command is written now, on a live connection (else when awaited):
+        the caller can work until the answer comes. Await it, always: the script may have run."""
+        packed = _pack(("EVALSHA", sha, numkeys, *keys_and_args))
+        conn = self._conn
+        if conn is None or conn.lost is not None:
+            return self._call(packed)
+        return self._answer(conn.send(packed), packed)
+
     async def _call(self, packed: bytes) -> Any:
         conn = self._conn
         if conn is None or conn.lost is not None:
             conn = await self._connection()
+        return await self._answer(conn.send(packed), packed)
+
+    async def _answer(self, sent: asyncio.Future, packed: bytes) -> Any:
         try:
-            reply = await conn.send(packed)
+            reply = await sent
         except RedisConnectionError:  # the socket broke before the answer (a restarted server): once more
             reply = await (await self._connection()).send(packed)
         if type(reply) is hiredis.ReplyError:

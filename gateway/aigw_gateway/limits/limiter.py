@@ -40,7 +40,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -126,6 +126,10 @@ class _Throttled:
         log.log(self.level, message + suffix, *args)
 
 
+async def _ready(admission: Admission) -> Admission:
+    return admission
+
+
 class Limiter:
     def __init__(
         self,
@@ -174,6 +178,15 @@ class Limiter:
     # --- admission ----------------------------------------------------------------------------
 
     async def admit(self, tenant: TenantConfig, tokens: int) -> Admission:
+        return await self.start_admit(tenant, tokens)
+
+    def start_admit(self, tenant: TenantConfig, tokens: int) -> Awaitable[Admission]:
+        """`admit` in two halves: the store's script is sent now (RedisStore.admit),
+        the admission (or its refusal) comes when the result is awaited, so the request's own
+        work (its input guardrails) runs while Redis answers. A refusal known without the store
+        (a request larger than the TPM limit, the store skipped in fail-closed mode) raises here.
+        The result must be awaited before anything is sent upstream, and always awaited: the
+        script may have reserved tokens that only the admission's settlement gives back."""
         limits, budget = tenant.limits, tenant.budget
         rpm = (limits.requests_per_minute or 0) if limits is not None else 0
         tpm = (limits.tokens_per_minute or 0) if limits is not None else 0
@@ -181,7 +194,7 @@ class Limiter:
         now = self.clock()
         start = window_start(now)
         if not rpm and not tpm and not concurrency and budget is None:
-            return Admission(tenant.name, tokens, now, start, 0, 0, limited=False)
+            return _ready(Admission(tenant.name, tokens, now, start, 0, 0, limited=False))
         tokens = min(max(int(tokens), 0), MAX_RESERVATION_TOKENS)
         if tpm and tokens > tpm:
             raise self._too_large(tenant.name, tpm, tokens, now, start)
@@ -195,7 +208,7 @@ class Limiter:
             concurrency=concurrency, inflight_key=f"{prefix}inflight",
         )  # fmt: skip
         if time.monotonic() < self._skip_until:
-            return self._unavailable(admission, "not asked for a moment after repeated failures")
+            return _ready(self._unavailable(admission, "not asked for a moment after repeated failures"))
         request = AdmitRequest(
             admission.window_key, admission.spend_key, rpm, tpm, tokens,
             round(budget.amount * NANO) if budget is not None else -1,
@@ -205,8 +218,12 @@ class Limiter:
         if concurrency:
             request.inflight_key, request.concurrency, request.slot = admission.inflight_key, concurrency, next(self._slot_ids)
             request.lease_until, request.lease_ttl = now + LEASE_SECONDS, LEASE_SECONDS
+        return self._admitted(admission, request, self.store.admit(request))  # RedisStore's leaves now
+
+    async def _admitted(self, admission: Admission, request: AdmitRequest, answer: Awaitable[Counters]) -> Admission:
+        concurrency, budget = admission.concurrency, admission.budget
         try:
-            seen = await self.store.admit(request)
+            seen = await answer
         except StoreUnavailable as exc:
             if exc.outage:
                 self._failed()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 from ..redis_errors import ConnectionError as RedisConnectionError
@@ -177,14 +178,17 @@ class RedisStore:
         if self._fixed is not None:
             await self._fixed.aclose()
 
-    async def _run(self, sha: str, script: str, keys: tuple[str, ...], args: tuple) -> list:
-        client = self.client()
+    async def _run(self, sha: str, script: str, keys: tuple[str, ...], args: tuple,
+                   client: Any = None, sent: Awaitable[Any] | None = None) -> list:
+        """`sent`: the EVALSHA already on its way (LeanRedis.evalsha_started on `client`)."""
+        if client is None:
+            client = self.client()
         if client is None:
             raise StoreUnavailable("no Redis client configured")
         try:
             if type(client) is LeanRedis:  # bounds its own calls (one watchdog, no timer per call)
                 try:
-                    return await client.evalsha(sha, len(keys), *keys, *args)
+                    return await (sent if sent is not None else client.evalsha(sha, len(keys), *keys, *args))
                 except NoScriptError:
                     return await client.eval(script, len(keys), *keys, *args)
             async with asyncio.timeout(self.op_timeout):
@@ -197,14 +201,20 @@ class RedisStore:
         except RedisError as exc:  # a reply error (a script failing on its arguments): this call only
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}", outage=False) from exc
 
-    async def admit(self, req: AdmitRequest) -> Counters:
-        reply = await self._run(
-            ADMIT_SHA,
-            ADMIT_LUA,
-            (req.window_key, req.spend_key, req.inflight_key or req.window_key),
-            (req.rpm, req.tpm, req.tokens, req.budget_nano, 1 if req.block else 0, req.window_ttl,
-             req.concurrency, req.slot, repr(req.now), repr(req.lease_until), req.lease_ttl),
-        )
+    def admit(self, req: AdmitRequest) -> Awaitable[Counters]:
+        """The admit script, sent when called (on the lean client's live connection; otherwise
+        when awaited): the request's own work goes on while Redis answers (Limiter.start_admit).
+        Always awaited: the script may have reserved what only a settlement gives back."""
+        keys = (req.window_key, req.spend_key, req.inflight_key or req.window_key)
+        args = (req.rpm, req.tpm, req.tokens, req.budget_nano, 1 if req.block else 0, req.window_ttl,
+                req.concurrency, req.slot, repr(req.now), repr(req.lease_until), req.lease_ttl)
+        client = self.client()
+        sent = client.evalsha_started(ADMIT_SHA, len(keys), *keys, *args) if type(client) is LeanRedis else None
+        return self._counters(self._run(ADMIT_SHA, ADMIT_LUA, keys, args, client, sent))
+
+    @staticmethod
+    async def _counters(run: Awaitable[list]) -> Counters:
+        reply = await run
         inflight = int(reply[4]) if len(reply) > 4 else 0
         return Counters(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]), inflight)
 

@@ -14,6 +14,7 @@ Redis scripts never read Redis's own clock (tests move the caller's clock across
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -97,7 +98,7 @@ class Settlement:
 
 
 class Store(Protocol):
-    async def admit(self, req: AdmitRequest) -> Counters: ...
+    def admit(self, req: AdmitRequest) -> Awaitable[Counters]: ...
 
     async def settle(
         self,

@@ -106,10 +106,15 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         # The prompt part apart: a client that leaves mid-stream is charged the reservation, prompt
         # at the input price and the rest at the output price (as on the translated path).
         prompt = api.prompt_tokens(body)  # walked once: the estimate is the prompt plus the allowance
-        await call.admit(prompt + api.allowance(body, runtime.config.settings.max_tokens_estimate), prompt)
+        admitted = call.start_admit(prompt + api.allowance(body, runtime.config.settings.max_tokens_estimate), prompt)
+        try:  # the limits' script is on its way to Redis: the input guardrails run while it answers
+            native = _request(call, request, api, "chat", raw, body, model, stream)
+            _guard_input(call, runtime, api, native)
+        except Exception:
+            await admitted  # a refusal by the limits comes first, as when they were asked first
+            raise
+        await admitted  # nothing goes upstream before the admission
         limit_headers = call.limit_headers()
-        native = _request(call, request, api, "chat", raw, body, model, stream)
-        _guard_input(call, runtime, api, native)
         stored = None
         if call.route.cache is not None:  # keyed on the masked body; entries are the provider's bytes
             hit = await cached.lookup(call, runtime, state.response_cache, api, native, request.headers)

@@ -254,9 +254,11 @@ class Executor:
                 elapsed = now() - started
                 log_.upstream_seconds += elapsed
                 if self.recorder:
-                    self.recorder.attempt(route, target, provider.provider, elapsed, None, operation)
-                    if stream:
-                        self.recorder.first_token(target, provider.provider, elapsed)
+                    if stream:  # recorded once the first chunk is written: the request's task goes on to it first
+                        asyncio.get_running_loop().call_soon(self._record_stream, route, target, provider.provider,
+                                                             elapsed, operation)
+                    else:
+                        self.recorder.attempt(route, target, provider.provider, elapsed, None, operation)
                 log_.provider_type = provider.provider
                 health.success(now() - started, now())
                 log_.target = target
@@ -269,6 +271,11 @@ class Executor:
         if isinstance(last, AllTargetsUnavailable) and not tried_any:
             last = AllTargetsUnavailable(f"every target of route {route.name} has an open circuit; try again later")
         raise last
+
+    def _record_stream(self, route: RouteConfig, target: TargetConfig, provider_type: str, elapsed: float,
+                       operation: str) -> None:
+        self.recorder.attempt(route, target, provider_type, elapsed, None, operation)
+        self.recorder.first_token(target, provider_type, elapsed)
 
     def _send(self, upstream: UpstreamRequest, route: RouteConfig):
         timeouts = route.timeouts

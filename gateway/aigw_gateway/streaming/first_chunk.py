@@ -6,8 +6,9 @@ the event loop's next iteration, so the first chunk, which the executor already 
 is committed to a target only once a chunk with substance arrived), waited for every other ready
 callback of the current iteration: under load, part of the time to first token the gateway
 added. Here the roles are swapped: the request's task sends the head and relays the body at
-once, and a second task listens; a disconnect cancels the relay exactly as before (the relay
-generator sees the cancellation, the response ends without an error).
+once, and a second task listens (made at the loop's next turn, once the first chunk is out); a
+disconnect cancels the relay exactly as before (the relay generator sees the cancellation, the
+response ends without an error).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class FirstChunkNow(StreamingResponse):
         relay = asyncio.current_task()
         assert relay is not None
         gone = False
+        listener: asyncio.Task | None = None
 
         async def listen() -> None:
             nonlocal gone
@@ -34,7 +36,14 @@ class FirstChunkNow(StreamingResponse):
             gone = True
             relay.cancel()
 
-        listener = asyncio.get_running_loop().create_task(listen())
+        def start_listening() -> None:
+            nonlocal listener
+            listener = loop.create_task(listen())
+
+        # The listener's task is made at the loop's next turn, when the relay first waits: making
+        # it here would put a task's creation between the first token and the client.
+        loop = asyncio.get_running_loop()
+        starting = loop.call_soon(start_listening)
         try:
             await self.stream_response(send)
         except asyncio.CancelledError:
@@ -42,6 +51,8 @@ class FirstChunkNow(StreamingResponse):
                 raise
             relay.uncancel()  # the client left: the relay stops, the request ends normally
         finally:
-            listener.cancel()
+            starting.cancel()
+            if listener is not None:
+                listener.cancel()
         if self.background is not None:
             await self.background()
