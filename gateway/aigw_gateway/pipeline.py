@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +115,7 @@ class Call:
     async def admit(self, tokens: int, prompt_tokens: int | None = None) -> None:
         await self.start_admit(tokens, prompt_tokens)
 
-    def start_admit(self, tokens: int, prompt_tokens: int | None = None) -> Awaitable[None]:
+    def start_admit(self, tokens: int, prompt_tokens: int | None = None) -> Coroutine[Any, Any, None]:
         """`admit` whose store call leaves now (Limiter.start_admit): await it, always, before
         anything goes upstream."""
         self.reserved_tokens = tokens

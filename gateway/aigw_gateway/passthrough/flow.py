@@ -113,6 +113,9 @@ async def chat(state, request: Request, api: NativeApi, raw: bytes, body: dict[s
         except Exception:
             await admitted  # a refusal by the limits comes first, as when they were asked first
             raise
+        except BaseException:  # cancelled (the server stopping): the answer is not waited for
+            admitted.close()
+            raise
         await admitted  # nothing goes upstream before the admission
         limit_headers = call.limit_headers()
         stored = None
