@@ -30,11 +30,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-from .errors import GatewayError, UpstreamBadResponse, UpstreamConnectError, UpstreamError, UpstreamResponseTooLarge, UpstreamTimeout
+from .errors import (
+    GatewayError, UpstreamBadResponse, UpstreamConnectError, UpstreamError, UpstreamResponseTooLarge, UpstreamTimeout,
+)
 from .providers.base import UpstreamRequest
 from .upstream_conn import (
-    Body, BodyTooLarge, Connection, Head, Inflater, InvalidRequestHeader, UpstreamConnectFailed, UpstreamConnectTimeout, UpstreamDisconnected,
-    UpstreamProtocolError, UpstreamTransportError, _expire,
+    BodyTooLarge, Connection, Head, Inflater, InvalidRequestHeader, UpstreamConnectFailed, UpstreamConnectTimeout,
+    UpstreamDisconnected, UpstreamProtocolError, UpstreamTransportError, expire,
 )
 
 
@@ -129,7 +131,10 @@ class UpstreamResponse:
     def __del__(self) -> None:  # dropped half-read on some path: never leave its connection checked out
         body = getattr(self, "_body", None)
         if body is not None and body.conn is not None:
-            body.abandon()
+            try:
+                body.abandon()
+            except Exception:  # noqa: S110 - the loop is gone (interpreter exit): so is the connection
+                pass
 
 
 class _Target:
@@ -329,7 +334,7 @@ class UpstreamClient:
         conn = await pool.acquire(target, connect_timeout)
         loop = pool.loop
         head = conn.start(data, max_bytes)
-        handle = loop.call_later(read_timeout, _expire, head)
+        handle = loop.call_later(read_timeout, expire, head)
         try:
             answer = await head
         except BaseException:

@@ -62,7 +62,8 @@ class BodyTooLarge(UpstreamTransportError):
     """The answer passed the caller's byte limit (raised as UpstreamResponseTooLarge by the reader)."""
 
 
-def _expire(waiter: asyncio.Future[Any]) -> None:
+def expire(waiter: asyncio.Future[Any]) -> None:
+    """A read timeout: the wait on `waiter` (a head or body piece) ends with UpstreamReadTimeout."""
     if not waiter.done():
         waiter.set_exception(UpstreamReadTimeout())
 
@@ -110,7 +111,7 @@ class Body:
             if self.eof:
                 return None
             waiter = self.waiter = loop.create_future()
-            handle = loop.call_later(timeout, _expire, waiter)
+            handle = loop.call_later(timeout, expire, waiter)
             try:
                 await waiter
             except BaseException:

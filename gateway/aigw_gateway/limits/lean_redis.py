@@ -12,8 +12,8 @@ share (Redis answers in order, so a queue of futures pairs replies with callers)
 connection the first command of an event-loop turn leaves at once (an admit does not wait for
 a loop turn before it travels), every other command gathers with the turn's others and they
 leave in one write at its end (under load, while replies are awaited, one write a turn as
-before); the replies are parsed by hiredis as they arrive. `evalsha_started` sends when called, not when awaited: the caller works while
-Redis answers.
+before); the replies are parsed by hiredis as they arrive. `evalsha_started` sends when called,
+not when awaited: the caller works while Redis answers.
 
 It keeps redis-py's contract where RedisStore relies on it: the same exception classes
 (`ConnectionError` for a lost or refused connection, `TimeoutError`, `NoScriptError`,
