@@ -281,8 +281,8 @@ class _Pool:
         context = None
         if target.tls:
             context = self._ssl
-            if context is None:
-                context = self._ssl = ssl.create_default_context()
+            if context is None:  # reading the trust store takes milliseconds: not on the event loop
+                context = self._ssl = await asyncio.to_thread(ssl.create_default_context)
         conn = Connection(self.loop, self.release)
         conn.key = target.key
         self.open.add(conn)
