@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TENANT_KEY = "sk-tenant-test-1"
 
 
+def clear_of_a_minute_edge(seconds: float = 10.0) -> None:
+    """Rate limits count in windows aligned to the clock's minute (limits/windows.py): a test that
+    needs its requests in ONE window starts at least `seconds` before the next edge (waiting for
+    the edge to pass when it is closer; at most `seconds` of waiting)."""
+    left = 60.0 - time.time() % 60.0
+    if left < seconds:
+        time.sleep(left + 0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

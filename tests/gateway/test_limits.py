@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from aigw_gateway.limits import estimate_chat_tokens
-from tests.gateway.harness import TENANT_KEY, write_crs
+from tests.gateway.harness import TENANT_KEY, clear_of_a_minute_edge, write_crs
 
 AUTH = {"authorization": f"Bearer {TENANT_KEY}"}
 
@@ -80,6 +80,7 @@ def test_rpm_429_is_openai_shaped_with_headers(tmp_path, fake_openai, redis_serv
     redis_server.flushall()
     gw = start_gateway("-f", limited_crs(tmp_path, fake_openai, limits="{requestsPerMinute: 3}"),
                        "--redis-url", redis_server.url)
+    clear_of_a_minute_edge()  # the five requests in one window
     statuses = []
     for _ in range(5):
         r = httpx.post(gw.url + "/v1/chat/completions", headers=AUTH, timeout=10,
@@ -90,7 +91,6 @@ def test_rpm_429_is_openai_shaped_with_headers(tmp_path, fake_openai, redis_serv
     assert (err["type"], err["code"]) == ("requests", "rate_limit_exceeded") and err["request_id"]
     assert r.headers["x-ratelimit-limit-requests"] == "3" and r.headers["x-ratelimit-remaining-requests"] == "0"
     assert 1 <= int(r.headers["retry-after"]) <= 60
-
 
 
 def test_limits_refuse_before_a_guardrail_blocks_and_nothing_goes_upstream(tmp_path, fake_openai, redis_server,
@@ -111,6 +111,7 @@ spec:
 """)
     gw = start_gateway("-f", crs, "--redis-url", redis_server.url)
     card = {"role": "user", "content": "my card is 4111 1111 1111 1111"}
+    clear_of_a_minute_edge()  # the three requests in one window
     r = httpx.post(gw.url + "/v1/chat/completions", headers=AUTH, timeout=10,
                    json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 200, r.text

@@ -55,7 +55,6 @@ def test_stream_usage_asked_by_the_gateway_is_not_shown(tmp_path, fake_openai, s
     assert len(usage) == 1 and usage[0].prompt_tokens == 3
 
 
-
 def test_a_stream_records_its_attempt_and_first_token(tmp_path, fake_openai, start_gateway):
     """The executor records a stream's attempt and time to first token once its first chunk is
     written (not before: the client's first token does not wait for metrics)."""

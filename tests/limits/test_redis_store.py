@@ -159,7 +159,6 @@ async def test_the_store_follows_a_replaceable_client(redis_server: RedisServer,
         await current["client"].aclose()
 
 
-
 async def test_an_admission_is_on_its_way_before_it_is_awaited(redis_store: RedisStore, redis_server: RedisServer,
                                                                tenant_name: str):
     """Limiter.start_admit sends the admit script at once (the passthrough runs the input
