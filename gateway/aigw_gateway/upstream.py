@@ -106,10 +106,7 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         body = self._body
         if self._inflater is None and body.eof and body.error is None:  # the usual small answer, all here
-            pieces = body.pieces
-            data = pieces.popleft() if len(pieces) == 1 else b"".join(pieces)
-            pieces.clear()
-            return data
+            return body.drain()
         parts = []
         while (piece := await self._piece()) is not None:
             if piece:
@@ -364,6 +361,4 @@ def map_transport_error(exc: BaseException, target: str) -> GatewayError:
         return UpstreamBadResponse(f"upstream {target} sent an invalid answer: {exc}")
     if isinstance(exc, InvalidRequestHeader):
         return UpstreamError(f"the request to upstream {target} was not sent: a header holds a line break or NUL")
-    if isinstance(exc, BodyTooLarge):
-        return UpstreamResponseTooLarge(f"the upstream answer of {target} exceeds its route's maxResponseBytes")
     return UpstreamError(f"upstream {target} failed: {type(exc).__name__}")

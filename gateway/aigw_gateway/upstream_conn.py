@@ -120,6 +120,10 @@ class Body:
             finally:
                 handle.cancel()
                 self.waiter = None
+        return self.drain()
+
+    def drain(self) -> bytes:
+        """What is buffered, joined (the socket is read again if it was paused)."""
         pieces = self.pieces
         data = pieces.popleft() if len(pieces) == 1 else b"".join(pieces)
         pieces.clear()
@@ -183,7 +187,6 @@ class Connection(asyncio.Protocol):
         self.key: Any = None
         self.head: asyncio.Future[Head] | None = None
         self.body: Body | None = None
-        self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.encoding = ""
         self._head_bytes = 0
@@ -196,7 +199,6 @@ class Connection(asyncio.Protocol):
     def start(self, data: bytes, limit: int) -> asyncio.Future[Head]:
         self.head = head = self.loop.create_future()
         self.body = Body(self, limit)
-        self.status = 0
         self.raw_headers = []
         self.encoding = ""
         self._head_bytes = 0
@@ -281,7 +283,6 @@ class Connection(asyncio.Protocol):
             self._framed = False
             return
         self._in_head = False
-        self.status = status
         head = self.head
         if status in (204, 304):
             self._framed = True
