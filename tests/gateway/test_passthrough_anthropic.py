@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.fakes.anthropic_fixtures import FAKE_ANTHROPIC_API_KEY
-from tests.gateway.harness import TENANT_KEY, write_crs
+from tests.gateway.harness import TENANT_KEY, clear_of_a_minute_edge, write_crs
 
 ROUTE = "claude-route"
 UPSTREAM = "claude-fake"
@@ -186,6 +186,7 @@ def test_token_limits_apply_on_passthrough(tmp_path, fake_anthropic, start_gatew
     open(path, "w").write(text)
     gw = start_gateway("-f", path)
     c = client(gw)
+    clear_of_a_minute_edge()  # the three requests in one window
     for _ in range(2):
         c.messages.create(model=ROUTE, max_tokens=8, messages=[{"role": "user", "content": "x"}])
     with pytest.raises(anthropic.RateLimitError) as exc:

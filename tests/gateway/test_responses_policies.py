@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.anthropic_fixtures import FAKE_ANTHROPIC_API_KEY
 from tests.fakes.openai_provider import Behaviour
-from tests.gateway.harness import TENANT_KEY, write_crs
+from tests.gateway.harness import TENANT_KEY, clear_of_a_minute_edge, write_crs
 
 AUTH = {"authorization": f"Bearer {TENANT_KEY}"}
 CARD = "4111 1111 1111 1111"
@@ -43,6 +43,7 @@ def test_rpm_limit_answers_429_as_on_chat(tmp_path, fake_openai, redis_server, s
     redis_server.flushall()
     gw = start_gateway("-f", crs(tmp_path, fake_openai, tenant="  limits: {requestsPerMinute: 3}\n"),
                        "--redis-url", redis_server.url)
+    clear_of_a_minute_edge()  # the four requests in one window
     statuses = [responses(gw, input="x").status_code for _ in range(2)] + [chat(gw, "x").status_code]
     r = responses(gw, input="x")
     assert statuses == [200, 200, 200] and r.status_code == 429  # one window for both APIs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.gateway.harness import TENANT_KEY, write_crs
+from tests.gateway.harness import TENANT_KEY, clear_of_a_minute_edge, write_crs
 
 HUGE = 18446744073709551615
 KEY_B = "sk-tenant-b-over-budget"
@@ -89,6 +89,7 @@ def test_gateways_of_two_namespaces_share_a_redis_but_not_counters(tmp_path, fak
     east = start_gateway("-f", str(crs), "--namespace", "east", "--redis-url", redis_server.url)
     west = start_gateway("-f", str(crs), "--namespace", "west", "--redis-url", redis_server.url)
     body = {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}
+    clear_of_a_minute_edge()  # every request below in one window
     statuses = [httpx.post(east.url + "/v1/chat/completions", headers=A, json=body, timeout=10).status_code
                 for _ in range(4)]
     assert statuses == [200, 200, 200, 429], statuses  # east's own limit is enforced
